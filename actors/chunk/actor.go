@@ -1,0 +1,99 @@
+package chunk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/quirehq/quire/actors/extract"
+	"github.com/quirehq/quire/messages"
+)
+
+// DefaultTimeout bounds an attempt whose work does not say otherwise.
+const DefaultTimeout = 2 * time.Minute
+
+// Actor is the ChunkActor.
+type Actor struct {
+	work      *messages.ChunkWork
+	extractor extract.Extractor
+	node      string
+	log       *slog.Logger
+	cancel    context.CancelFunc
+	reported  bool
+}
+
+// Props makes a ChunkActor for one attempt.
+func Props(work *messages.ChunkWork, x extract.Extractor, node string, log *slog.Logger) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Actor{work: work, extractor: x, node: node, log: log}
+	})
+}
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		timeout := time.Duration(a.work.GetTimeoutMs()) * time.Millisecond
+		if timeout <= 0 {
+			timeout = DefaultTimeout
+		}
+		runCtx, cancel := context.WithTimeout(context.Background(), timeout)
+		a.cancel = cancel
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		go func() {
+			res := a.run(runCtx, timeout)
+			root.Send(self, res)
+		}()
+	case *messages.ChunkResult:
+		// The parent stops this actor once it has the result: were it to stop
+		// itself, the parent could see it terminated before the result arrived.
+		if !a.reported {
+			a.reported = true
+			ctx.Request(ctx.Parent(), m) // Request, so the parent knows which child reports
+		}
+	case *actor.Stopping:
+		if a.cancel != nil {
+			a.cancel()
+		}
+	}
+}
+
+// run performs the attempt; it never panics.
+func (a *Actor) run(ctx context.Context, timeout time.Duration) (res *messages.ChunkResult) {
+	w := a.work
+	start := time.Now()
+	res = &messages.ChunkResult{JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.node}
+	defer func() {
+		res.DurationMs = time.Since(start).Milliseconds()
+		if r := recover(); r != nil {
+			a.log.Error("extractor panicked", "job", w.GetJobId(), "chunk", w.GetRange().GetIndex(),
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			res.Ok, res.Output = false, nil
+			res.Error = fmt.Sprintf("the %s extractor crashed on pages %d-%d: %v", a.extractor.Name(),
+				w.GetRange().GetFirstPage(), w.GetRange().GetLastPage(), r)
+			res.Permanent = false
+		}
+	}()
+	out, err := a.extractor.Extract(ctx, extract.Request{
+		JobID: w.GetJobId(), PDFPath: w.GetPdfPath(),
+		FirstPage: int(w.GetRange().GetFirstPage()), LastPage: int(w.GetRange().GetLastPage()),
+		Prompt: w.GetPrompt(), Schema: w.GetSchema(),
+	})
+	switch {
+	case err == nil && ctx.Err() == nil:
+		res.Ok, res.Output = true, out.Output
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		res.Error = fmt.Sprintf("pages %d-%d took longer than %s", w.GetRange().GetFirstPage(), w.GetRange().GetLastPage(), timeout)
+	case err == nil:
+		res.Error = "cancelled"
+	default:
+		res.Error = err.Error()
+		res.Permanent = extract.IsPermanent(err)
+	}
+	return res
+}

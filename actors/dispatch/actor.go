@@ -1,0 +1,118 @@
+package dispatch
+
+import (
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/quirehq/quire/actors/chunk"
+	"github.com/quirehq/quire/actors/extract"
+	"github.com/quirehq/quire/messages"
+)
+
+// Config sets up a Dispatcher.
+type Config struct {
+	Node       string
+	Capacity   int
+	Extractors extract.Registry
+	Log        *slog.Logger
+}
+
+type running struct {
+	work     *messages.ChunkWork
+	owner    *actor.PID
+	reported bool
+}
+
+// Actor is the Dispatcher.
+type Actor struct {
+	cfg     Config
+	queue   *fairQueue
+	owners  map[string]*actor.PID // job -> JobActor
+	running map[string]*running   // ChunkActor id -> attempt
+}
+
+// Props makes the Dispatcher. Its ChunkActors are stopped, never restarted,
+// when they fail: the job decides whether to try again.
+func Props(cfg Config) *actor.Props {
+	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Actor{cfg: cfg, queue: newFairQueue(), owners: map[string]*actor.PID{}, running: map[string]*running{}}
+	}, actor.WithSupervisor(stop))
+}
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.DispatchChunk:
+		w := m.GetWork()
+		if ctx.Sender() != nil {
+			a.owners[w.GetJobId()] = ctx.Sender()
+		}
+		a.queue.push(w)
+		a.pump(ctx)
+	case *messages.ChunkResult:
+		r, ok := a.running[ctx.Sender().GetId()]
+		if !ok || r.reported {
+			if ctx.Sender() != nil {
+				ctx.Stop(ctx.Sender())
+			}
+			return
+		}
+		r.reported = true
+		ctx.Send(r.owner, m)
+		ctx.Stop(ctx.Sender()) // its slot is freed when it has stopped (Terminated)
+	case *actor.Terminated:
+		r, ok := a.running[m.GetWho().GetId()]
+		if !ok {
+			return
+		}
+		delete(a.running, m.GetWho().GetId())
+		if !r.reported && r.owner != nil {
+			w := r.work
+			ctx.Send(r.owner, &messages.ChunkResult{
+				JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,
+				Error: "the chunk's worker stopped before it reported a result",
+			})
+		}
+		a.pump(ctx)
+	case *messages.ForgetJob:
+		a.queue.drop(m.GetJobId())
+		delete(a.owners, m.GetJobId())
+		for id, r := range a.running {
+			if r.work.GetJobId() == m.GetJobId() {
+				r.reported = true // the job no longer wants it
+				r.owner = nil
+				ctx.Stop(actor.NewPID(ctx.Self().GetAddress(), id))
+			}
+		}
+	case *messages.DispatcherStats:
+		ctx.Respond(&messages.DispatcherStatsReply{
+			Capacity: int32(a.cfg.Capacity), Busy: int32(len(a.running)), Queued: int32(a.queue.len()),
+		})
+	}
+}
+
+// pump starts queued work while slots are free.
+func (a *Actor) pump(ctx actor.Context) {
+	for len(a.running) < a.cfg.Capacity {
+		w := a.queue.pop()
+		if w == nil {
+			return
+		}
+		owner := a.owners[w.GetJobId()]
+		x, err := a.cfg.Extractors.Get(w.GetExtractor())
+		if err != nil {
+			ctx.Send(owner, &messages.ChunkResult{
+				JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,
+				Error: err.Error(), Permanent: true,
+			})
+			continue
+		}
+		pid := ctx.Spawn(chunk.Props(w, x, a.cfg.Node, a.cfg.Log))
+		a.running[pid.GetId()] = &running{work: w, owner: owner}
+		ctx.Send(owner, &messages.ChunkRunning{
+			JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,
+		})
+	}
+}

@@ -1,0 +1,268 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/quirehq/quire/actors/ledger"
+	"github.com/quirehq/quire/messages"
+	"github.com/quirehq/quire/persistence"
+)
+
+// Config is what every JobActor of a node shares.
+type Config struct {
+	Node         string
+	Store        *persistence.Store
+	Ledger       *ledger.Client
+	Dispatcher   *actor.PID
+	ChunkTimeout time.Duration
+	// RetryBase is the first backoff after a transient failure; it doubles
+	// with each failure of the same chunk, up to RetryMax, with jitter.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+// Actor is the JobActor: it owns one job while the job runs.
+type Actor struct {
+	cfg       Config
+	id        string
+	st        *State
+	inFlight  map[int32]int32 // chunk -> attempt handed to the dispatcher
+	finishing bool
+}
+
+// Props makes the JobActor of job id. It loads the job from its event log
+// when it starts (and again if it is restarted after a failure).
+func Props(cfg Config, id string) *actor.Props {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Actor{cfg: cfg, id: id}
+	})
+}
+
+// Name is the actor name of a job's JobActor.
+func Name(id string) string { return "job-" + id }
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.start(ctx)
+	case *messages.ChunkRunning:
+		a.running(m)
+	case *messages.ChunkResult:
+		a.result(ctx, m)
+	case *messages.RetryChunk:
+		if c, err := a.st.chunk(m.GetIndex()); err == nil && c.Status == ChunkPending && !a.st.CancelRequested {
+			a.dispatch(ctx, c)
+		}
+	case *messages.CancelJob:
+		ctx.Respond(a.cancel(ctx, m))
+	}
+}
+
+func (a *Actor) start(ctx actor.Context) {
+	a.inFlight = map[int32]int32{}
+	evs, err := a.cfg.Store.JobEvents(a.id)
+	if err != nil {
+		panic(fmt.Errorf("job %s: load events: %w", a.id, err))
+	}
+	if a.st, err = Replay(evs); err != nil {
+		panic(fmt.Errorf("job %s: %w", a.id, err))
+	}
+	switch {
+	case a.st.Status.Terminal():
+		a.done(ctx)
+		return
+	case a.st.CancelRequested:
+		a.finish(ctx, messages.JobStatus_JOB_STATUS_CANCELLED, "")
+		return
+	}
+	for _, c := range a.st.Chunks {
+		if !c.Terminal() {
+			a.dispatch(ctx, c)
+		}
+	}
+	a.maybeFinish(ctx)
+}
+
+// dispatch hands the next attempt of chunk c to the dispatcher.
+func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
+	attempt := c.Attempts + 1
+	if prev, ok := a.inFlight[c.Range.GetIndex()]; ok && prev >= attempt {
+		attempt = prev + 1
+	}
+	a.inFlight[c.Range.GetIndex()] = attempt
+	cr := a.st.Created
+	ctx.Request(a.cfg.Dispatcher, &messages.DispatchChunk{Work: &messages.ChunkWork{
+		JobId: a.id, AccountId: cr.GetAccountId(), Range: c.Range, Attempt: attempt,
+		PdfPath: a.cfg.Store.BlobPath(a.id), Extractor: cr.GetExtractor(),
+		Prompt: cr.GetPrompt(), Schema: cr.GetSchema(), TimeoutMs: a.cfg.ChunkTimeout.Milliseconds(),
+	}})
+}
+
+// current returns the chunk a message is about, or nil when the message is
+// stale: from an attempt the job no longer waits for.
+func (a *Actor) current(index, attempt int32) *Chunk {
+	if a.finishing || a.st.CancelRequested {
+		return nil
+	}
+	c, err := a.st.chunk(index)
+	if err != nil || c.Terminal() || a.inFlight[index] != attempt {
+		return nil
+	}
+	return c
+}
+
+func (a *Actor) running(m *messages.ChunkRunning) {
+	if a.current(m.GetIndex(), m.GetAttempt()) == nil {
+		return
+	}
+	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkStarted{ChunkStarted: &messages.ChunkStarted{
+		Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(),
+	}}})
+}
+
+func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
+	c := a.current(m.GetIndex(), m.GetAttempt())
+	if c == nil {
+		a.cfg.Log.Debug("stale chunk result ignored", "job", a.id, "chunk", m.GetIndex(), "attempt", m.GetAttempt())
+		return
+	}
+	delete(a.inFlight, m.GetIndex())
+	if m.GetOk() {
+		ev := a.event(&messages.JobEvent{Event: &messages.JobEvent_ChunkDone{ChunkDone: &messages.ChunkDone{
+			Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(), DurationMs: m.GetDurationMs(),
+		}}})
+		b := a.cfg.Store.NewBatch()
+		b.PutChunkOutput(a.id, &messages.ChunkOutput{
+			Index: c.Range.GetIndex(), FirstPage: c.Range.GetFirstPage(), LastPage: c.Range.GetLastPage(), Output: m.GetOutput(),
+		})
+		b.AppendJobEvent(ev)
+		a.commit(b, ev)
+		a.maybeFinish(ctx)
+		return
+	}
+	maxAttempts := a.st.Created.GetMaxAttempts()
+	permanent := m.GetPermanent() || c.Failures+1 >= maxAttempts || c.Attempts >= 2*maxAttempts
+	msg := m.GetError()
+	if !m.GetPermanent() && permanent {
+		msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, c.Attempts)
+	}
+	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
+		Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(), Error: msg, Permanent: permanent,
+	}}})
+	if permanent {
+		a.maybeFinish(ctx)
+		return
+	}
+	a.retryLater(ctx, c)
+}
+
+func (a *Actor) retryLater(ctx actor.Context, c *Chunk) {
+	backoff := a.cfg.RetryBase << min(c.Failures-1, 16)
+	if backoff > a.cfg.RetryMax || backoff <= 0 {
+		backoff = a.cfg.RetryMax
+	}
+	backoff = backoff/2 + rand.N(backoff/2+1) // jitter: 50%..100%
+	self, root, index := ctx.Self(), ctx.ActorSystem().Root, c.Range.GetIndex()
+	time.AfterFunc(backoff, func() { root.Send(self, &messages.RetryChunk{Index: index}) })
+}
+
+func (a *Actor) cancel(ctx actor.Context, m *messages.CancelJob) *messages.CancelReply {
+	if a.st.Status.Terminal() || a.finishing {
+		return &messages.CancelReply{Status: a.st.Status, Accepted: false}
+	}
+	if !a.st.CancelRequested {
+		a.persist(&messages.JobEvent{Event: &messages.JobEvent_CancelRequested{CancelRequested: &messages.CancelRequested{Reason: m.GetReason()}}})
+	}
+	ctx.Send(a.cfg.Dispatcher, &messages.ForgetJob{JobId: a.id})
+	a.finish(ctx, messages.JobStatus_JOB_STATUS_CANCELLED, "")
+	return &messages.CancelReply{Status: a.st.Status, Accepted: true}
+}
+
+func (a *Actor) maybeFinish(ctx actor.Context) {
+	if a.finishing || !a.st.AllEnded() {
+		return
+	}
+	status := a.st.Outcome()
+	errMsg := ""
+	if status != messages.JobStatus_JOB_STATUS_COMPLETED {
+		cnt := a.st.Counts()
+		errMsg = fmt.Sprintf("%d of %d chunks failed; their pages were refunded", cnt.Failed, cnt.Total)
+	}
+	a.finish(ctx, status, errMsg)
+}
+
+// finish settles the job's credits and records how it ended, in one durable
+// write through the ledger, then stops the actor.
+func (a *Actor) finish(ctx actor.Context, status messages.JobStatus, errMsg string) {
+	a.finishing = true
+	cr := a.st.Created
+	charge := a.st.DonePages() * cr.GetCreditsPerPage()
+	if charge > cr.GetCreditsReserved() {
+		charge = cr.GetCreditsReserved()
+	}
+	refund := cr.GetCreditsReserved() - charge
+	ev := a.event(&messages.JobEvent{Event: &messages.JobEvent_Finished{Finished: &messages.JobFinished{
+		Status: status, CreditsCharged: charge, CreditsRefunded: refund, Error: errMsg,
+	}}})
+	settleCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.cfg.Ledger.Settle(settleCtx, &messages.SettleCredits{
+		AccountId: cr.GetAccountId(), JobId: a.id, Charge: charge, Refund: refund, Finished: ev,
+	}); err != nil {
+		// Nothing was written: fail, and let the supervisor restart the actor,
+		// which replays the log and settles again.
+		panic(fmt.Errorf("job %s: settle credits: %w", a.id, err))
+	}
+	if err := a.st.Apply(ev); err != nil {
+		panic(err)
+	}
+	a.cfg.Log.Info("job finished", "job", a.id, "status", status.Label(), "charged", charge, "refunded", refund)
+	a.done(ctx)
+}
+
+// done releases what the job held and stops the actor.
+func (a *Actor) done(ctx actor.Context) {
+	ctx.Send(a.cfg.Dispatcher, &messages.ForgetJob{JobId: a.id})
+	if err := a.cfg.Store.RemoveBlob(a.id); err != nil {
+		a.cfg.Log.Warn("remove job pdf", "job", a.id, "err", err)
+	}
+	ctx.Stop(ctx.Self())
+}
+
+// event stamps ev with the job id, the next sequence number and the time.
+func (a *Actor) event(ev *messages.JobEvent) *messages.JobEvent {
+	ev.JobId = a.id
+	ev.Seq = a.st.LastSeq + 1
+	ev.AtUnixMs = a.cfg.Now().UnixMilli()
+	return ev
+}
+
+func (a *Actor) persist(ev *messages.JobEvent) {
+	ev = a.event(ev)
+	b := a.cfg.Store.NewBatch()
+	b.AppendJobEvent(ev)
+	a.commit(b, ev)
+}
+
+// commit writes b durably and applies ev; a failed write fails the actor, so
+// that its restart replays only what is durable.
+func (a *Actor) commit(b *persistence.Batch, ev *messages.JobEvent) {
+	if err := b.Commit(); err != nil {
+		panic(fmt.Errorf("job %s: persist: %w", a.id, err))
+	}
+	if err := a.st.Apply(ev); err != nil {
+		panic(fmt.Errorf("job %s: %w", a.id, err))
+	}
+}

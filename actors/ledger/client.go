@@ -1,0 +1,77 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/quirehq/quire/messages"
+)
+
+// Client asks the LedgerActor and turns its answers into Go values and errors.
+type Client struct {
+	root    *actor.RootContext
+	pid     *actor.PID
+	timeout time.Duration
+}
+
+// NewClient talks to the ledger at pid.
+func NewClient(root *actor.RootContext, pid *actor.PID, timeout time.Duration) *Client {
+	return &Client{root: root, pid: pid, timeout: timeout}
+}
+
+// PID is the ledger's address.
+func (c *Client) PID() *actor.PID { return c.pid }
+
+func ask[T any](ctx context.Context, c *Client, msg any) (T, error) {
+	var zero T
+	timeout := c.timeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return zero, fmt.Errorf("%w: %v", ErrUnavailable, context.DeadlineExceeded)
+	}
+	res, err := c.root.RequestFuture(c.pid, msg, timeout).Result()
+	if err != nil {
+		if errors.Is(err, actor.ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
+			return zero, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return zero, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	switch r := res.(type) {
+	case *messages.LedgerError:
+		return zero, asError(r)
+	case T:
+		return r, nil
+	}
+	return zero, fmt.Errorf("%w: unexpected reply %T", ErrInvalid, res)
+}
+
+// CreateAccount opens an account with initial credits and its first key hash.
+func (c *Client) CreateAccount(ctx context.Context, m *messages.CreateAccount) (*messages.AccountCreated, error) {
+	return ask[*messages.AccountCreated](ctx, c, m)
+}
+
+// Grant adds credits to an account.
+func (c *Client) Grant(ctx context.Context, m *messages.GrantCredits) (*messages.CreditsGranted, error) {
+	return ask[*messages.CreditsGranted](ctx, c, m)
+}
+
+// Reserve reserves a job's credits and records its first events in one durable write.
+func (c *Client) Reserve(ctx context.Context, m *messages.ReserveCredits) (*messages.CreditsReserved, error) {
+	return ask[*messages.CreditsReserved](ctx, c, m)
+}
+
+// Settle charges and refunds a finished job and records its JobFinished event.
+func (c *Client) Settle(ctx context.Context, m *messages.SettleCredits) (*messages.CreditsSettled, error) {
+	return ask[*messages.CreditsSettled](ctx, c, m)
+}
+
+// Balance reads an account's balance and its most recent entries.
+func (c *Client) Balance(ctx context.Context, account string, recent int) (*messages.BalanceReply, error) {
+	return ask[*messages.BalanceReply](ctx, c, &messages.GetBalance{AccountId: account, Recent: int32(recent)})
+}

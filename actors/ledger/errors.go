@@ -1,0 +1,45 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/quirehq/quire/messages"
+)
+
+// Errors of the ledger.
+var (
+	// ErrInsufficientCredits means the account cannot cover a reservation.
+	ErrInsufficientCredits = errors.New("ledger: insufficient credits")
+	// ErrUnknownAccount means no account has that id.
+	ErrUnknownAccount = errors.New("ledger: unknown account")
+	// ErrInvalid means the request breaks a rule (a negative amount, a settlement
+	// that does not add up to its reservation): a bug in the caller.
+	ErrInvalid = errors.New("ledger: invalid request")
+	// ErrStorage means the movement could not be made durable; nothing moved.
+	ErrStorage = errors.New("ledger: storage failure")
+	// ErrUnavailable means the ledger did not answer in time.
+	ErrUnavailable = errors.New("ledger: unavailable")
+	// ErrDiscrepancy means the stored balances do not match the entries.
+	ErrDiscrepancy = errors.New("ledger: discrepancy")
+)
+
+func codeError(code messages.LedgerError_Code, msg string) *messages.LedgerError {
+	return &messages.LedgerError{Code: code, Message: msg}
+}
+
+// asError turns a LedgerError reply into a Go error wrapping a sentinel.
+func asError(e *messages.LedgerError) error {
+	var base error
+	switch e.GetCode() {
+	case messages.LedgerError_CODE_INSUFFICIENT_CREDITS:
+		base = ErrInsufficientCredits
+	case messages.LedgerError_CODE_UNKNOWN_ACCOUNT:
+		base = ErrUnknownAccount
+	case messages.LedgerError_CODE_STORAGE:
+		base = ErrStorage
+	default:
+		base = ErrInvalid
+	}
+	return fmt.Errorf("%w: %s", base, e.GetMessage())
+}

@@ -1,0 +1,109 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/quirehq/quire/actors/extract"
+	"github.com/quirehq/quire/actors/pdf"
+	"github.com/quirehq/quire/persistence"
+)
+
+// Config sets up a Node. Zero values take the defaults below.
+type Config struct {
+	Name           string
+	Store          *persistence.Store
+	Engine         *pdf.Engine
+	Extractors     extract.Registry
+	Concurrency    int           // chunks in flight on this node
+	ChunkPages     int           // default pages per chunk
+	MaxChunkPages  int           // largest chunk_pages a job may ask for
+	CreditsPerPage int64         // credits reserved and charged per page
+	MaxAttempts    int           // attempts per chunk before it fails for good
+	MaxPages       int           // largest page count a job may have (0: no limit)
+	ChunkTimeout   time.Duration // deadline of one attempt
+	RetryBase      time.Duration
+	RetryMax       time.Duration
+	Log            *slog.Logger
+	Now            func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultConcurrency    = 8
+	DefaultChunkPages     = 30
+	DefaultMaxChunkPages  = 500
+	DefaultCreditsPerPage = 1
+	DefaultMaxAttempts    = 3
+	DefaultChunkTimeout   = 2 * time.Minute
+	DefaultRetryBase      = 500 * time.Millisecond
+	DefaultRetryMax       = 30 * time.Second
+)
+
+func (c *Config) setDefaults() {
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.ChunkPages == 0 {
+		c.ChunkPages = DefaultChunkPages
+	}
+	if c.MaxChunkPages == 0 {
+		c.MaxChunkPages = DefaultMaxChunkPages
+	}
+	if c.CreditsPerPage == 0 {
+		c.CreditsPerPage = DefaultCreditsPerPage
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.ChunkTimeout == 0 {
+		c.ChunkTimeout = DefaultChunkTimeout
+	}
+	if c.RetryBase == 0 {
+		c.RetryBase = DefaultRetryBase
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate says in plain words what is wrong with the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("node name is empty"))
+	}
+	if c.Store == nil || c.Engine == nil {
+		errs = append(errs, errors.New("a store and a PDF engine are needed"))
+	}
+	if len(c.Extractors) == 0 {
+		errs = append(errs, errors.New("no extractor is configured"))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency must be at least 1 (got %d)", c.Concurrency))
+	}
+	if c.ChunkPages < 1 || c.ChunkPages > c.MaxChunkPages {
+		errs = append(errs, fmt.Errorf("chunk pages must be between 1 and %d (got %d)", c.MaxChunkPages, c.ChunkPages))
+	}
+	if c.CreditsPerPage < 0 {
+		errs = append(errs, fmt.Errorf("credits per page must not be negative (got %d)", c.CreditsPerPage))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("max attempts must be at least 1 (got %d)", c.MaxAttempts))
+	}
+	if c.ChunkTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("chunk timeout must be positive (got %s)", c.ChunkTimeout))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("node: invalid configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}

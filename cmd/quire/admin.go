@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quirehq/quire/httpapi"
+)
+
+func newAdminCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "admin", Short: "Admin operations (need QUIRE_ADMIN_TOKEN)"}
+	cmd.AddCommand(newCreateAccountCmd(), newGrantCmd())
+	return cmd
+}
+
+func newCreateAccountCmd() *cobra.Command {
+	cf := &clientFlags{}
+	var name string
+	var credits int64
+	cmd := &cobra.Command{
+		Use: "create-account", Short: "Create an account; prints its API key once", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]any{"name": name, "credits": credits})
+			var out httpapi.NewAccount
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/admin/accounts", bytes.NewReader(body), "application/json", &out); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	addClientFlags(cmd.Flags(), cf)
+	cmd.Flags().StringVar(&name, "name", "", "the account's name")
+	cmd.Flags().Int64Var(&credits, "credits", 0, "initial credits")
+	_ = cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+func newGrantCmd() *cobra.Command {
+	cf := &clientFlags{}
+	var amount int64
+	var reason string
+	cmd := &cobra.Command{
+		Use: "grant ACCOUNT_ID", Short: "Grant credits to an account", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
+			if err != nil {
+				return err
+			}
+			if amount < 1 {
+				return fmt.Errorf("--amount must be at least 1")
+			}
+			body, _ := json.Marshal(map[string]any{"amount": amount, "reason": reason})
+			var out map[string]any
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/admin/accounts/"+args[0]+"/credits", bytes.NewReader(body), "application/json", &out); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	addClientFlags(cmd.Flags(), cf)
+	cmd.Flags().Int64Var(&amount, "amount", 0, "credits to grant")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the ledger)")
+	return cmd
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quirehq/quire/actors/extract"
+	"github.com/quirehq/quire/actors/extract/text"
+	"github.com/quirehq/quire/actors/node"
+	"github.com/quirehq/quire/actors/pdf"
+	"github.com/quirehq/quire/httpapi"
+	"github.com/quirehq/quire/persistence"
+)
+
+var _ httpapi.Backend = (*node.Node)(nil)
+
+type serveFlags struct {
+	dataDir        string
+	httpAddr       string
+	nodeName       string
+	concurrency    int
+	chunkPages     int
+	creditsPerPage int64
+	maxUploadMB    int64
+	maxPages       int
+	maxAttempts    int
+	chunkTimeout   time.Duration
+	adminTokenFile string
+	demo           bool
+	demoCredits    int64
+	logLevel       string
+	logFormat      string
+}
+
+func newServeCmd() *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Quire node",
+		Long: `Run a Quire node: the REST API, the actors, and the store in --data-dir.
+
+Every flag has an environment twin: --http-addr is QUIRE_HTTP_ADDR. Flags win.
+The admin token comes from QUIRE_ADMIN_TOKEN or --admin-token-file; without
+either, one is generated on first start, saved in <data-dir>/admin-token and
+printed. On first start a demo account is created and its API key printed and
+saved in <data-dir>/credentials.env (turn off with --demo=false).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), f, cmd.OutOrStdout())
+		},
+	}
+	host, _ := os.Hostname()
+	fl := cmd.Flags()
+	fl.StringVar(&f.dataDir, "data-dir", "./data", "where the node keeps its store and uploaded PDFs")
+	fl.StringVar(&f.httpAddr, "http-addr", ":8080", "address of the REST API")
+	fl.StringVar(&f.nodeName, "node-name", host, "this node's name")
+	fl.IntVar(&f.concurrency, "concurrency", node.DefaultConcurrency, "chunks in flight on this node")
+	fl.IntVar(&f.chunkPages, "chunk-pages", node.DefaultChunkPages, "pages per chunk when a job does not say")
+	fl.Int64Var(&f.creditsPerPage, "credits-per-page", node.DefaultCreditsPerPage, "credits reserved and charged per page")
+	fl.Int64Var(&f.maxUploadMB, "max-upload-mb", 512, "largest PDF accepted, in MiB")
+	fl.IntVar(&f.maxPages, "max-pages", 20000, "largest page count a job may have (0: no limit)")
+	fl.IntVar(&f.maxAttempts, "max-attempts", node.DefaultMaxAttempts, "attempts per chunk before it fails for good")
+	fl.DurationVar(&f.chunkTimeout, "chunk-timeout", node.DefaultChunkTimeout, "deadline of one attempt at one chunk")
+	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (default: QUIRE_ADMIN_TOKEN, else generated)")
+	fl.BoolVar(&f.demo, "demo", true, "on first start, create a demo account and print its key")
+	fl.Int64Var(&f.demoCredits, "demo-credits", 100000, "credits of the demo account")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json (got %q)", format)
+}
+
+func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
+	log, err := newLogger(f.logLevel, f.logFormat, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if f.maxUploadMB < 1 {
+		return fmt.Errorf("--max-upload-mb must be at least 1 (got %d)", f.maxUploadMB)
+	}
+	store, err := persistence.Open(f.dataDir, log.With("component", "store"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	adminToken, generated, err := loadAdminToken(f)
+	if err != nil {
+		return err
+	}
+	engine, err := pdf.NewEngine(pdf.Config{Instances: f.concurrency + 2, CacheDir: pdf.DefaultCacheDir()})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	n, err := node.Start(ctx, node.Config{
+		Name: f.nodeName, Store: store, Engine: engine,
+		Extractors:  extract.NewRegistry(text.New(engine)),
+		Concurrency: f.concurrency, ChunkPages: f.chunkPages, CreditsPerPage: f.creditsPerPage,
+		MaxPages: f.maxPages, MaxAttempts: f.maxAttempts, ChunkTimeout: f.chunkTimeout,
+		Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.httpAddr, err)
+	}
+	api := httpapi.New(httpapi.Config{
+		Backend: n, AdminToken: adminToken, MaxUploadBytes: f.maxUploadMB << 20, Version: version, Log: log,
+	})
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	url := "http://" + displayAddr(ln.Addr())
+	fmt.Fprintf(out, "Quire %s: node %q serving %s (data in %s)\n", version, f.nodeName, url, f.dataDir)
+	if generated {
+		fmt.Fprintf(out, "  admin token:  %s  (generated; saved in %s)\n", adminToken, filepath.Join(f.dataDir, "admin-token"))
+	}
+	if f.demo {
+		if err := ensureDemo(ctx, n, f, adminToken, generated, url, out); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "  API docs:     %s/docs\n", url)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// loadAdminToken reads the admin token: QUIRE_ADMIN_TOKEN, --admin-token-file,
+// or <data-dir>/admin-token, generating and saving that last one if needed.
+func loadAdminToken(f *serveFlags) (token string, generated bool, err error) {
+	if t := strings.TrimSpace(os.Getenv("QUIRE_ADMIN_TOKEN")); t != "" {
+		return t, false, nil
+	}
+	path := f.adminTokenFile
+	if path == "" {
+		path = filepath.Join(f.dataDir, "admin-token")
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", false, fmt.Errorf("admin token file %s is empty", path)
+		}
+		return t, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) || f.adminTokenFile != "" {
+		return "", false, fmt.Errorf("read admin token: %w", err)
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", false, err
+	}
+	token = "qa_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("save admin token: %w", err)
+	}
+	return token, true, nil
+}
+
+// ensureDemo creates the demo account on a node that has no account yet.
+func ensureDemo(ctx context.Context, n *node.Node, f *serveFlags, adminToken string, tokenGenerated bool, url string, out io.Writer) error {
+	credPath := filepath.Join(f.dataDir, "credentials.env")
+	seq, err := n.Store().AccountSeq()
+	if err != nil {
+		return err
+	}
+	if seq > 0 {
+		if _, err := os.Stat(credPath); err == nil {
+			fmt.Fprintf(out, "  credentials:  . %s   (sets QUIRE_API_KEY, QUIRE_ADMIN_TOKEN, QUIRE_URL)\n", credPath)
+		}
+		return nil
+	}
+	acct, err := n.CreateAccount(ctx, "demo", f.demoCredits)
+	if err != nil {
+		return fmt.Errorf("create demo account: %w", err)
+	}
+	env := fmt.Sprintf("export QUIRE_URL=%s\nexport QUIRE_API_KEY=%s\n", url, acct.APIKey)
+	if tokenGenerated {
+		env += fmt.Sprintf("export QUIRE_ADMIN_TOKEN=%s\n", adminToken)
+	}
+	if err := os.WriteFile(credPath, []byte(env), 0o600); err != nil {
+		return fmt.Errorf("save demo credentials: %w", err)
+	}
+	fmt.Fprintf(out, "  demo API key: %s  (account %d \"demo\", %d credits)\n", acct.APIKey, acct.Account.GetNumber(), f.demoCredits)
+	fmt.Fprintf(out, "  credentials:  . %s   (sets QUIRE_API_KEY, QUIRE_ADMIN_TOKEN, QUIRE_URL)\n", credPath)
+	return nil
+}

@@ -1,0 +1,69 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/quirehq/quire/actors/extract"
+	"github.com/quirehq/quire/actors/ledger"
+	"github.com/quirehq/quire/actors/node"
+	"github.com/quirehq/quire/actors/pdf"
+	"github.com/quirehq/quire/persistence"
+)
+
+// problem maps an error of the layers below to an RFC 9457 problem: the one
+// place where errors become HTTP statuses.
+func problem(log *slog.Logger, err error) error {
+	var se huma.StatusError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
+		return err
+	case errors.Is(err, node.ErrJobNotFound):
+		return huma.Error404NotFound("no such job")
+	case errors.Is(err, node.ErrJobFinished):
+		return huma.Error409Conflict("the job has already finished")
+	case errors.Is(err, ledger.ErrInsufficientCredits):
+		return huma.Error402PaymentRequired(clean(err))
+	case errors.Is(err, persistence.ErrUploadTooLarge):
+		return huma.Error413RequestEntityTooLarge(clean(err))
+	case errors.Is(err, node.ErrTooManyPages):
+		return huma.Error413RequestEntityTooLarge(clean(err))
+	case errors.Is(err, pdf.ErrEmpty), errors.Is(err, pdf.ErrNotPDF), errors.Is(err, pdf.ErrEncrypted),
+		errors.Is(err, pdf.ErrUnreadable), errors.Is(err, pdf.ErrNoPages):
+		return huma.Error422UnprocessableEntity(clean(err))
+	case errors.Is(err, node.ErrInvalidRequest), errors.Is(err, extract.ErrUnknownExtractor),
+		errors.Is(err, ledger.ErrUnknownAccount):
+		return huma.Error422UnprocessableEntity(clean(err))
+	case errors.Is(err, ledger.ErrUnavailable), errors.Is(err, node.ErrUnavailable):
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(clean(err)), http.Header{"Retry-After": {"5"}})
+	case errors.Is(err, context.Canceled):
+		return huma.NewError(499, "the client closed the request")
+	}
+	log.Error("request failed", "err", err)
+	return huma.Error500InternalServerError("internal error; the request was not applied")
+}
+
+// clean strips the package prefixes of wrapped sentinel errors for people:
+// "node: invalid request: pdf: the file is empty" reads "the file is empty".
+func clean(err error) string {
+	msg := err.Error()
+	for {
+		trimmed := false
+		for _, p := range []string{"node: invalid request: ", "node: ", "pdf: ", "ledger: insufficient credits: ",
+			"ledger: unavailable: ", "ledger: ", "persistence: ", "extract: "} {
+			if len(msg) > len(p) && msg[:len(p)] == p {
+				msg = msg[len(p):]
+				trimmed = true
+			}
+		}
+		if !trimmed {
+			return msg
+		}
+	}
+}

@@ -1,0 +1,36 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+type healthOutput struct {
+	Body struct {
+		Status string `json:"status" example:"ok"`
+	}
+}
+
+func addHealthRoutes(a *API) {
+	huma.Register(a.api, huma.Operation{
+		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Tags: []string{"health"},
+		Summary: "The process is alive",
+	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+		out := &healthOutput{}
+		out.Body.Status = "ok"
+		return out, nil
+	})
+	huma.Register(a.api, huma.Operation{
+		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz", Tags: []string{"health"},
+		Summary: "The node can take work: store open, ledger answering", Errors: []int{503},
+	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+		if err := a.cfg.Backend.Ready(ctx); err != nil {
+			return nil, huma.Error503ServiceUnavailable("not ready: " + err.Error())
+		}
+		out := &healthOutput{}
+		out.Body.Status = "ready"
+		return out, nil
+	})
+}

@@ -1,0 +1,175 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/quirehq/quire/actors/job"
+	"github.com/quirehq/quire/actors/node"
+	"github.com/quirehq/quire/messages"
+	"github.com/quirehq/quire/persistence"
+)
+
+// Backend is what the API needs of a node.
+type Backend interface {
+	Authenticate(key string) (*messages.Account, error)
+	Account(id string) (*messages.Account, error)
+	CreateAccount(ctx context.Context, name string, credits int64) (*node.NewAccount, error)
+	Grant(ctx context.Context, account string, amount int64, reason, grantID string) (*messages.CreditsGranted, error)
+	Credits(ctx context.Context, account string, recent int) (*messages.BalanceReply, error)
+	NewUpload() (*persistence.Upload, error)
+	Submit(ctx context.Context, s node.Submission) (*job.State, error)
+	Job(ctx context.Context, account, id string) (*job.State, error)
+	Jobs(ctx context.Context, account string, status messages.JobStatus, after string, limit int) ([]*job.State, string, error)
+	Result(ctx context.Context, account, id string) (*node.Result, error)
+	Cancel(ctx context.Context, account, id string) (*job.State, error)
+	Ready(ctx context.Context) error
+}
+
+// Config sets up the API.
+type Config struct {
+	Backend Backend
+	// AdminToken guards the admin operations; it is separate from API keys.
+	AdminToken string
+	// MaxUploadBytes is the largest PDF accepted (checked while streaming).
+	MaxUploadBytes int64
+	Version        string
+	Log            *slog.Logger
+}
+
+// Security scheme names of the OpenAPI document.
+const (
+	schemeKey   = "apiKey"
+	schemeAdmin = "adminToken"
+)
+
+// API is the HTTP handler of a node.
+type API struct {
+	cfg      Config
+	api      huma.API
+	mux      *http.ServeMux
+	adminSum [32]byte
+}
+
+// New builds the API and registers every operation.
+func New(cfg Config) *API {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	mux := http.NewServeMux()
+	hc := huma.DefaultConfig("Quire", cfg.Version)
+	hc.Info.Description = "Quire turns PDFs into structured data, asynchronously, on a cluster of nodes."
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		schemeKey:   {Type: "http", Scheme: "bearer", Description: "An account's API key (qk_...)."},
+		schemeAdmin: {Type: "http", Scheme: "bearer", Description: "The admin token (QUIRE_ADMIN_TOKEN)."},
+	}
+	a := &API{cfg: cfg, mux: mux, adminSum: sha256.Sum256([]byte(cfg.AdminToken))}
+	a.api = humago.New(mux, hc)
+	a.api.UseMiddleware(a.authenticate)
+	addHealthRoutes(a)
+	addAdminRoutes(a)
+	addJobRoutes(a)
+	addCreditRoutes(a)
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	a.mux.ServeHTTP(sw, r)
+	a.cfg.Log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
+}
+
+// Huma is the underlying huma API (for tests and extra routes).
+func (a *API) Huma() huma.API { return a.api }
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+type ctxKey int
+
+const accountCtxKey ctxKey = iota
+
+// authenticate checks the bearer credential an operation's security asks for.
+func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
+	op := ctx.Operation()
+	if op == nil || len(op.Security) == 0 {
+		next(ctx)
+		return
+	}
+	_, wantAdmin := op.Security[0][schemeAdmin]
+	token, ok := bearer(ctx.Header("Authorization"))
+	if !ok {
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="quire"`)
+		_ = huma.WriteErr(a.api, ctx, http.StatusUnauthorized, "missing or malformed Authorization header: send 'Authorization: Bearer <key>'")
+		return
+	}
+	if wantAdmin {
+		sum := sha256.Sum256([]byte(token))
+		if a.cfg.AdminToken == "" || subtle.ConstantTimeCompare(sum[:], a.adminSum[:]) != 1 {
+			_ = huma.WriteErr(a.api, ctx, http.StatusUnauthorized, "this operation needs the admin token")
+			return
+		}
+		next(ctx)
+		return
+	}
+	acct, err := a.cfg.Backend.Authenticate(token)
+	if err != nil {
+		if !errors.Is(err, node.ErrUnauthorized) {
+			a.cfg.Log.Error("authenticate", "err", err)
+			_ = huma.WriteErr(a.api, ctx, http.StatusInternalServerError, "could not check the API key")
+			return
+		}
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="quire", error="invalid_token"`)
+		_ = huma.WriteErr(a.api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
+		return
+	}
+	next(huma.WithValue(ctx, accountCtxKey, acct))
+}
+
+func bearer(h string) (string, bool) {
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return h[len(prefix):], true
+}
+
+// account is the caller's account, set by authenticate.
+func account(ctx context.Context) *messages.Account {
+	acct, _ := ctx.Value(accountCtxKey).(*messages.Account)
+	return acct
+}
+
+var (
+	keySecurity   = []map[string][]string{{schemeKey: {}}}
+	adminSecurity = []map[string][]string{{schemeAdmin: {}}}
+)

@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/quirehq/quire/persistence"
+)
+
+// maxFieldBytes bounds each non-file form field (prompt, schema, ...).
+const maxFieldBytes = 1 << 20
+
+// uploadForm is a multipart job submission, read as a stream: the file goes
+// to disk as it arrives, never into memory.
+type uploadForm struct {
+	FileName   string
+	Upload     *persistence.Upload
+	Extractor  string
+	Prompt     string
+	Schema     string
+	ChunkPages int
+}
+
+// readUpload streams the multipart body of ctx. On error, whatever was
+// received is removed.
+func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
+	max := a.cfg.MaxUploadBytes
+	if cl := ctx.Header("Content-Length"); cl != "" && max > 0 {
+		if n, perr := strconv.ParseInt(cl, 10, 64); perr == nil && n > max+maxFieldBytes*4 {
+			return nil, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the upload is %d bytes; the limit is %d bytes (%d MB)", n, max, max>>20))
+		}
+	}
+	mt, params, perr := mime.ParseMediaType(ctx.Header("Content-Type"))
+	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return nil, huma.Error415UnsupportedMediaType("send the PDF as multipart/form-data with a 'file' field")
+	}
+	f = &uploadForm{}
+	defer func() {
+		if err != nil && f.Upload != nil {
+			f.Upload.Abort()
+		}
+	}()
+	mr := multipart.NewReader(ctx.BodyReader(), params["boundary"])
+	for {
+		part, perr := mr.NextPart()
+		if errors.Is(perr, io.EOF) {
+			break
+		}
+		if perr != nil {
+			return f, huma.Error400BadRequest("malformed multipart body: " + perr.Error())
+		}
+		name := part.FormName()
+		if name == "file" {
+			if f.Upload != nil {
+				return f, huma.Error422UnprocessableEntity("send exactly one 'file' field")
+			}
+			up, uerr := a.cfg.Backend.NewUpload()
+			if uerr != nil {
+				return f, uerr
+			}
+			f.Upload = up
+			f.FileName = part.FileName()
+			if _, rerr := up.ReadFrom(part, max); rerr != nil {
+				if errors.Is(rerr, persistence.ErrUploadTooLarge) {
+					return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the PDF is larger than the limit of %d bytes (%d MB)", max, max>>20))
+				}
+				return f, huma.Error400BadRequest("the upload was interrupted: " + rerr.Error())
+			}
+			continue
+		}
+		b, rerr := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
+		if rerr != nil {
+			return f, huma.Error400BadRequest("the upload was interrupted: " + rerr.Error())
+		}
+		if len(b) > maxFieldBytes {
+			return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("form field %q is larger than %d bytes", name, maxFieldBytes))
+		}
+		v := string(b)
+		switch name {
+		case "extractor":
+			f.Extractor = strings.TrimSpace(v)
+		case "prompt":
+			f.Prompt = v
+		case "schema":
+			f.Schema = v
+		case "chunk_pages":
+			n, cerr := strconv.Atoi(strings.TrimSpace(v))
+			if cerr != nil || n < 1 {
+				return f, huma.Error422UnprocessableEntity(fmt.Sprintf("chunk_pages must be a positive whole number (got %q)", v))
+			}
+			f.ChunkPages = n
+		default:
+			return f, huma.Error422UnprocessableEntity(fmt.Sprintf("unknown form field %q (expected file, extractor, prompt, schema, chunk_pages)", name))
+		}
+	}
+	if f.Upload == nil {
+		return f, huma.Error422UnprocessableEntity("no 'file' field: attach the PDF as the multipart field 'file'")
+	}
+	return f, nil
+}
+
+// uploadRequestBody documents the multipart form in the OpenAPI document.
+func uploadRequestBody() *huma.RequestBody {
+	return &huma.RequestBody{
+		Required:    true,
+		Description: "The PDF and the job's options.",
+		Content: map[string]*huma.MediaType{
+			"multipart/form-data": {Schema: &huma.Schema{
+				Type:     "object",
+				Required: []string{"file"},
+				Properties: map[string]*huma.Schema{
+					"file":        {Type: "string", Format: "binary", Description: "The PDF."},
+					"extractor":   {Type: "string", Description: "text (default) or gemini.", Enum: []any{"text", "gemini"}},
+					"prompt":      {Type: "string", Description: "What to extract (gemini)."},
+					"schema":      {Type: "string", Description: "A JSON schema the output must match (gemini)."},
+					"chunk_pages": {Type: "integer", Description: "Pages per chunk (default 30)."},
+				},
+			}},
+		},
+	}
+}

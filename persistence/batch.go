@@ -1,0 +1,131 @@
+package persistence
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/quirehq/quire/messages"
+)
+
+// Batch gathers writes that must become durable together. Nothing in it is
+// visible until Commit, which writes it atomically with Sync.
+type Batch struct {
+	s   *Store
+	b   *pebble.Batch
+	err error
+}
+
+// NewBatch starts an empty batch.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, b: s.db.NewBatch()}
+}
+
+// Commit writes the batch durably (fsync) and releases it.
+func (b *Batch) Commit() error {
+	defer b.b.Close()
+	if b.err != nil {
+		return b.err
+	}
+	if err := b.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("persistence: commit: %w", err)
+	}
+	return nil
+}
+
+// Discard releases the batch without writing it.
+func (b *Batch) Discard() { _ = b.b.Close() }
+
+func (b *Batch) setProto(key []byte, msg proto.Message) {
+	if b.err != nil {
+		return
+	}
+	v, err := proto.Marshal(msg)
+	if err != nil {
+		b.err = fmt.Errorf("persistence: encode %q: %w", key, err)
+		return
+	}
+	if err := b.b.Set(key, v, nil); err != nil {
+		b.err = fmt.Errorf("persistence: set %q: %w", key, err)
+	}
+}
+
+func (b *Batch) set(key, value []byte) {
+	if b.err != nil {
+		return
+	}
+	if err := b.b.Set(key, value, nil); err != nil {
+		b.err = fmt.Errorf("persistence: set %q: %w", key, err)
+	}
+}
+
+func (b *Batch) del(key []byte) {
+	if b.err != nil {
+		return
+	}
+	if err := b.b.Delete(key, nil); err != nil {
+		b.err = fmt.Errorf("persistence: delete %q: %w", key, err)
+	}
+}
+
+// AppendJobEvent adds ev to its job's log at ev.Seq. A JobCreated event also
+// indexes the job under its account and marks it active; a JobFinished event
+// clears the active mark.
+func (b *Batch) AppendJobEvent(ev *messages.JobEvent) {
+	if ev.GetJobId() == "" || ev.GetSeq() <= 0 {
+		b.err = fmt.Errorf("persistence: job event without job id or sequence: %v", ev)
+		return
+	}
+	b.setProto(eventKey(ev.GetJobId(), ev.GetSeq()), ev)
+	switch e := ev.GetEvent().(type) {
+	case *messages.JobEvent_Created:
+		b.set(activeKey(ev.GetJobId()), nil)
+		b.set(jobIndexKey(e.Created.GetAccountId(), ev.GetJobId()), nil)
+	case *messages.JobEvent_Finished:
+		b.del(activeKey(ev.GetJobId()))
+	}
+}
+
+// PutChunkOutput stores one chunk's output beside the job's log.
+func (b *Batch) PutChunkOutput(job string, out *messages.ChunkOutput) {
+	b.setProto(outputKey(job, out.GetIndex()), out)
+}
+
+// PutLedgerEntry records a credit movement and indexes it for idempotency.
+func (b *Batch) PutLedgerEntry(e *messages.LedgerEntry) {
+	b.setProto(ledgerKey(e.GetAccountId(), e.GetSeq()), e)
+	switch {
+	case e.GetKind() == messages.LedgerKind_LEDGER_KIND_GRANT && e.GetGrantId() != "":
+		b.setProto(ledgerGrantKey(e.GetAccountId(), e.GetGrantId()), e)
+	case e.GetJobId() != "":
+		b.setProto(ledgerJobKey(e.GetJobId(), e.GetKind()), e)
+	}
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], uint64(e.GetSeq()))
+	b.set(ledgerSeqKey, seq[:])
+}
+
+// PutBalance stores an account's balance.
+func (b *Batch) PutBalance(bal *messages.Balance) {
+	b.setProto(balanceKey(bal.GetAccountId()), bal)
+}
+
+// PutAccount stores an account and advances the account counter to its number.
+func (b *Batch) PutAccount(a *messages.Account) {
+	b.setProto(accountKey(a.GetId()), a)
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(a.GetNumber()))
+	b.set(accountSeqKey, n[:])
+}
+
+// PutAPIKey stores an API key record under the hash of the key.
+func (b *Batch) PutAPIKey(k *messages.APIKey) {
+	b.setProto(apiKeyKey(k.GetSha256()), k)
+}
+
+// PutIdempotency stores an idempotency record.
+func (b *Batch) PutIdempotency(r *messages.IdempotencyRecord) {
+	b.setProto(idemKey(r.GetAccountId(), r.GetKey()), r)
+}

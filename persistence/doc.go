@@ -1,0 +1,10 @@
+// Package persistence is Quire's embedded store: a Pebble database plus a
+// folder of uploaded PDFs, both under the node's data directory.
+//
+// A Store holds the job event logs (one ordered log per job, replayed to
+// rebuild a job), chunk outputs, the credit ledger (entries and per-account
+// balances), accounts and hashed API keys, idempotency keys and the blobs
+// (uploaded PDFs, streamed to disk). Every write that acknowledges a state
+// change is a Batch committed with Sync. The recovery scan (ActiveJobs) lists
+// every job that has not reached a terminal state.
+package persistence
