@@ -81,6 +81,7 @@ func New(cfg Config) *API {
 	addHealthRoutes(a)
 	addAdminRoutes(a)
 	addJobRoutes(a)
+	addEventRoutes(a)
 	addCreditRoutes(a)
 	return a
 }
