@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,9 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 			f.Upload.Abort()
 		}
 	}()
-	mr := multipart.NewReader(ctx.BodyReader(), params["boundary"])
+	// multipart reads in 4 KiB steps; a larger buffer below it keeps the
+	// number of socket reads of a large upload small.
+	mr := multipart.NewReader(bufio.NewReaderSize(ctx.BodyReader(), 256<<10), params["boundary"])
 	for {
 		part, perr := mr.NextPart()
 		if errors.Is(perr, io.EOF) {

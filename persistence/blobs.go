@@ -12,6 +12,10 @@ import (
 	"strings"
 )
 
+// uploadBuffer is the size of the reads and writes that stream an upload to
+// disk: large enough to keep system calls few, small enough for many at once.
+const uploadBuffer = 256 << 10
+
 // Upload is a file being received into the store's temporary area. It is
 // either committed as a job's blob or removed; nothing else is left behind.
 type Upload struct {
@@ -37,7 +41,8 @@ func (u *Upload) ReadFrom(r io.Reader, limit int64) (int64, error) {
 	if limit > 0 {
 		r = io.LimitReader(r, limit-u.size+1)
 	}
-	n, err := io.Copy(io.MultiWriter(u.f, u.sum), r)
+	buf := make([]byte, uploadBuffer)
+	n, err := io.CopyBuffer(io.MultiWriter(u.f, u.sum), r, buf)
 	u.size += n
 	if err != nil {
 		return n, fmt.Errorf("persistence: receive upload: %w", err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only with --pprof-addr
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,7 @@ type serveFlags struct {
 	demoCredits    int64
 	logLevel       string
 	logFormat      string
+	pprofAddr      string
 }
 
 func newServeCmd() *cobra.Command {
@@ -82,6 +84,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.Int64Var(&f.demoCredits, "demo-credits", 100000, "credits of the demo account")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	return cmd
 }
 
@@ -154,6 +157,14 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  API docs:     %s/docs\n", url)
 
+	if f.pprofAddr != "" {
+		go func() {
+			// http.DefaultServeMux carries net/http/pprof's handlers.
+			if err := http.ListenAndServe(f.pprofAddr, nil); err != nil {
+				log.Error("pprof server", "err", err)
+			}
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
