@@ -136,6 +136,8 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 	if wantAdmin {
 		sum := sha256.Sum256([]byte(token))
 		if a.cfg.AdminToken == "" || subtle.ConstantTimeCompare(sum[:], a.adminSum[:]) != 1 {
+			// RFC 9110 section 15.5.2: a 401 carries a challenge.
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="quire", error="invalid_token"`)
 			_ = huma.WriteErr(a.api, ctx, http.StatusUnauthorized, "this operation needs the admin token")
 			return
 		}

@@ -70,17 +70,17 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 			}
 			f.Upload = up
 			f.FileName = part.FileName()
-			if _, rerr := up.ReadFrom(part, max); rerr != nil {
+			if _, rerr := up.Receive(part, max); rerr != nil {
 				if errors.Is(rerr, persistence.ErrUploadTooLarge) {
 					return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the PDF is larger than the limit of %d bytes (%d MB)", max, max>>20))
 				}
-				return f, huma.Error400BadRequest("the upload was interrupted: " + rerr.Error())
+				return f, huma.Error400BadRequest("the upload was interrupted before the whole file arrived")
 			}
 			continue
 		}
 		b, rerr := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
 		if rerr != nil {
-			return f, huma.Error400BadRequest("the upload was interrupted: " + rerr.Error())
+			return f, huma.Error400BadRequest("the upload was interrupted before the whole form arrived")
 		}
 		if len(b) > maxFieldBytes {
 			return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("form field %q is larger than %d bytes", name, maxFieldBytes))

@@ -35,9 +35,9 @@ func (s *Store) NewUpload() (*Upload, error) {
 	return &Upload{s: s, f: f, sum: sha256.New()}, nil
 }
 
-// ReadFrom streams r to disk, failing with ErrUploadTooLarge as soon as more
+// Receive streams r to disk, failing with ErrUploadTooLarge as soon as more
 // than limit bytes arrive (limit <= 0: no limit). Memory use is one buffer.
-func (u *Upload) ReadFrom(r io.Reader, limit int64) (int64, error) {
+func (u *Upload) Receive(r io.Reader, limit int64) (int64, error) {
 	if limit > 0 {
 		r = io.LimitReader(r, limit-u.size+1)
 	}

@@ -17,6 +17,9 @@ import (
 // DefaultTimeout bounds an attempt whose work does not say otherwise.
 const DefaultTimeout = 2 * time.Minute
 
+// watchdogGrace is how long past its deadline an attempt may take to stop.
+const watchdogGrace = 5 * time.Second
+
 // Actor is the ChunkActor.
 type Actor struct {
 	work      *messages.ChunkWork
@@ -24,6 +27,7 @@ type Actor struct {
 	node      string
 	log       *slog.Logger
 	cancel    context.CancelFunc
+	watchdog  *time.Timer
 	reported  bool
 }
 
@@ -49,6 +53,17 @@ func (a *Actor) Receive(ctx actor.Context) {
 			res := a.run(runCtx, timeout)
 			root.Send(self, res)
 		}()
+		// An extractor that ignores its context must not hold the slot for
+		// ever: past the deadline and a grace period the attempt is failed
+		// (its goroutine is abandoned; its late result is ignored).
+		w := a.work
+		a.watchdog = time.AfterFunc(timeout+watchdogGrace, func() {
+			root.Send(self, &messages.ChunkResult{
+				JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.node,
+				Error:      fmt.Sprintf("pages %d-%d took longer than %s and the extractor did not stop", w.GetRange().GetFirstPage(), w.GetRange().GetLastPage(), timeout),
+				DurationMs: (timeout + watchdogGrace).Milliseconds(),
+			})
+		})
 	case *messages.ChunkResult:
 		// The parent stops this actor once it has the result: were it to stop
 		// itself, the parent could see it terminated before the result arrived.
@@ -59,6 +74,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		if a.cancel != nil {
 			a.cancel()
+		}
+		if a.watchdog != nil {
+			a.watchdog.Stop()
 		}
 	}
 }

@@ -30,6 +30,9 @@ type Actor struct {
 	queue   *fairQueue
 	owners  map[string]*actor.PID // job -> JobActor
 	running map[string]*running   // ChunkActor id -> attempt
+	// stopping is set when the dispatcher is being stopped: its chunk actors
+	// are stopping with it, and no new one may start.
+	stopping bool
 }
 
 // Props makes the Dispatcher. Its ChunkActors are stopped, never restarted,
@@ -86,6 +89,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 				ctx.Stop(actor.NewPID(ctx.Self().GetAddress(), id))
 			}
 		}
+	case *actor.Stopping:
+		a.stopping = true
 	case *messages.DispatcherStats:
 		ctx.Respond(&messages.DispatcherStatsReply{
 			Capacity: int32(a.cfg.Capacity), Busy: int32(len(a.running)), Queued: int32(a.queue.len()),
@@ -95,7 +100,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 
 // pump starts queued work while slots are free.
 func (a *Actor) pump(ctx actor.Context) {
-	for len(a.running) < a.cfg.Capacity {
+	for !a.stopping && len(a.running) < a.cfg.Capacity {
 		w := a.queue.pop()
 		if w == nil {
 			return

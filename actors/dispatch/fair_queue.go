@@ -1,13 +1,19 @@
 package dispatch
 
-import "github.com/quirehq/quire/messages"
+import (
+	"slices"
+
+	"github.com/quirehq/quire/messages"
+)
 
 // fairQueue holds waiting chunk work and hands it out round-robin: first
 // between accounts, then between the jobs of the chosen account, each job's
-// chunks in the order they came.
+// chunks in the order they came. An account (or job) that starts waiting
+// takes its turn after every account (job) already waiting, so while one
+// waits, no other is served twice.
 type fairQueue struct {
 	accounts []string                         // ring of accounts with waiting work
-	next     int                              // index into accounts of the next turn
+	next     int                              // index into accounts of the next turn; always < len(accounts) when any wait
 	jobs     map[string]*jobRing              // account -> its jobs
 	work     map[string][]*messages.ChunkWork // job -> waiting work
 	size     int
@@ -15,7 +21,23 @@ type fairQueue struct {
 
 type jobRing struct {
 	ids  []string
-	next int
+	next int // index into ids of the next turn; always < len(ids)
+}
+
+// joinRing adds id to a ring whose next turn is at index next, as the last
+// to take a turn: just before next. It returns the ring and the index of
+// the next turn, which is still the same member's.
+func joinRing(ring []string, next int, id string) ([]string, int) {
+	ring = slices.Insert(ring, next, id)
+	return ring, (next + 1) % len(ring)
+}
+
+// wrap keeps a turn index inside a ring of n members.
+func wrap(i, n int) int {
+	if i >= n {
+		return 0
+	}
+	return i
 }
 
 func newFairQueue() *fairQueue {
@@ -30,10 +52,10 @@ func (q *fairQueue) push(w *messages.ChunkWork) {
 	if ring == nil {
 		ring = &jobRing{}
 		q.jobs[acct] = ring
-		q.accounts = append(q.accounts, acct)
+		q.accounts, q.next = joinRing(q.accounts, q.next, acct)
 	}
 	if _, ok := q.work[job]; !ok {
-		ring.ids = append(ring.ids, job)
+		ring.ids, ring.next = joinRing(ring.ids, ring.next, job)
 	}
 	q.work[job] = append(q.work[job], w)
 	q.size++
@@ -44,14 +66,8 @@ func (q *fairQueue) pop() *messages.ChunkWork {
 	if q.size == 0 {
 		return nil
 	}
-	if q.next >= len(q.accounts) {
-		q.next = 0
-	}
 	acct := q.accounts[q.next]
 	ring := q.jobs[acct]
-	if ring.next >= len(ring.ids) {
-		ring.next = 0
-	}
 	job := ring.ids[ring.next]
 	ws := q.work[job]
 	w := ws[0]
@@ -63,12 +79,16 @@ func (q *fairQueue) pop() *messages.ChunkWork {
 		q.work[job] = ws[1:]
 		ring.next++
 	}
+	// Wrap now, not at the next pop: an account (job) that joins meanwhile
+	// would otherwise land on the turn that belongs to the first of the ring.
+	ring.next = wrap(ring.next, len(ring.ids))
 	if len(ring.ids) == 0 {
 		delete(q.jobs, acct)
 		q.accounts = append(q.accounts[:q.next], q.accounts[q.next+1:]...)
 	} else {
 		q.next++
 	}
+	q.next = wrap(q.next, len(q.accounts))
 	return w
 }
 
@@ -88,6 +108,7 @@ func (q *fairQueue) drop(job string) {
 			if ring.next > i {
 				ring.next--
 			}
+			ring.next = wrap(ring.next, len(ring.ids))
 			break
 		}
 	}
@@ -99,6 +120,7 @@ func (q *fairQueue) drop(job string) {
 				if q.next > i {
 					q.next--
 				}
+				q.next = wrap(q.next, len(q.accounts))
 				break
 			}
 		}

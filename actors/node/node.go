@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -23,14 +24,19 @@ type Node struct {
 	ledger     *ledger.Client
 	dispatcher *actor.PID
 	jobCfg     job.Config
+
+	mu struct {
+		sync.Mutex
+		closed bool // no job actor is started once set
+	}
 }
 
 // Start checks the ledger, starts the actors and resumes every job that had
 // not finished.
 //
 // Shutdown order (Close): the HTTP server stops first (no new requests), then
-// the actor system (job actors, dispatcher and its chunk actors, ledger), then
-// the caller closes the engine and the store.
+// the actors, senders before receivers (job actors, dispatcher and its chunk
+// actors, ledger), then the caller closes the engine and the store.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -99,6 +105,11 @@ func (n *Node) recover() error {
 }
 
 func (n *Node) spawnJob(id string) (*actor.PID, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.closed {
+		return nil, fmt.Errorf("%w: node closed, job %s resumes at the next start", ErrUnavailable, id)
+	}
 	pid, err := n.system.Root.SpawnNamed(job.Props(n.jobCfg, id), job.Name(id))
 	if err != nil && !errors.Is(err, actor.ErrNameExists) {
 		return nil, fmt.Errorf("node: start job %s: %w", id, err)
@@ -106,8 +117,44 @@ func (n *Node) spawnJob(id string) (*actor.PID, error) {
 	return pid, nil
 }
 
-// Close stops every actor. Jobs that were running resume at the next start.
+// Close stops every actor and waits until they have stopped, so that nothing
+// of this node writes to the store afterwards: first the job actors (they ask
+// the dispatcher and the ledger), then the dispatcher, whose chunk actors stop
+// with it and cancel their extractors, then the ledger. Jobs that were running
+// resume at the next start. Calling Close again does nothing.
 func (n *Node) Close() {
+	n.mu.Lock()
+	closed := n.mu.closed
+	n.mu.closed = true // no job actor starts from now on
+	n.mu.Unlock()
+	if closed {
+		return
+	}
+	root := n.system.Root
+	stopAll := func(pids ...*actor.PID) {
+		futures := make([]*actor.Future, len(pids))
+		for i, pid := range pids {
+			futures[i] = root.StopFuture(pid)
+		}
+		for i, f := range futures {
+			if err := f.Wait(); err != nil {
+				n.cfg.Log.Warn("actor did not stop in time", "actor", pids[i].GetId(), "err", err)
+			}
+		}
+	}
+	// A job actor runs exactly while its job is active; one that is just
+	// finishing writes nothing more.
+	active, err := n.cfg.Store.ActiveJobs()
+	if err != nil {
+		n.cfg.Log.Error("list jobs to stop", "err", err)
+	}
+	jobs := make([]*actor.PID, len(active))
+	for i, id := range active {
+		jobs[i] = actor.NewPID(n.system.Address(), job.Name(id))
+	}
+	stopAll(jobs...)
+	stopAll(n.dispatcher)
+	stopAll(n.ledger.PID())
 	n.system.Shutdown()
 }
 
