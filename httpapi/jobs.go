@@ -68,7 +68,7 @@ func addJobRoutes(a *API) {
 		}
 		st, err := a.cfg.Backend.Submit(ctx, node.Submission{
 			Account: acct, Upload: form.Upload, FileName: form.FileName, Extractor: form.Extractor,
-			Prompt: form.Prompt, Schema: form.Schema, ChunkPages: form.ChunkPages,
+			Prompt: form.Prompt, Schema: form.Schema, Model: form.Model, ChunkPages: form.ChunkPages,
 		})
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)

@@ -26,6 +26,7 @@ type uploadForm struct {
 	Extractor  string
 	Prompt     string
 	Schema     string
+	Model      string
 	ChunkPages int
 }
 
@@ -93,6 +94,8 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 			f.Prompt = v
 		case "schema":
 			f.Schema = v
+		case "model":
+			f.Model = strings.TrimSpace(v)
 		case "chunk_pages":
 			n, cerr := strconv.Atoi(strings.TrimSpace(v))
 			if cerr != nil || n < 1 {
@@ -100,7 +103,7 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 			}
 			f.ChunkPages = n
 		default:
-			return f, huma.Error422UnprocessableEntity(fmt.Sprintf("unknown form field %q (expected file, extractor, prompt, schema, chunk_pages)", name))
+			return f, huma.Error422UnprocessableEntity(fmt.Sprintf("unknown form field %q (expected file, extractor, prompt, schema, model, chunk_pages)", name))
 		}
 	}
 	if f.Upload == nil {
@@ -123,6 +126,7 @@ func uploadRequestBody() *huma.RequestBody {
 					"extractor":   {Type: "string", Description: "text (default) or gemini.", Enum: []any{"text", "gemini"}},
 					"prompt":      {Type: "string", Description: "What to extract (gemini)."},
 					"schema":      {Type: "string", Description: "A JSON schema the output must match (gemini)."},
+					"model":       {Type: "string", Description: "The Gemini model (default: the node's, e.g. gemini-2.5-flash)."},
 					"chunk_pages": {Type: "integer", Description: "Pages per chunk (default 30)."},
 				},
 			}},

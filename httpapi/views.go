@@ -21,10 +21,27 @@ type Job struct {
 	Chunks     ChunkCounts `json:"chunks"`
 	Progress   float64     `json:"progress" doc:"Share of pages whose chunk has ended, 0..1."`
 	Credits    JobCredits  `json:"credits"`
+	Model      string      `json:"model,omitempty" doc:"The model the job asked for (gemini)."`
+	Usage      *Usage      `json:"usage,omitempty" doc:"Model tokens used by the finished chunks (gemini)."`
+	Retries    int         `json:"retries" doc:"Attempts beyond the first, over all chunks."`
 	Error      string      `json:"error,omitempty"`
 	CreatedAt  time.Time   `json:"created_at"`
 	UpdatedAt  time.Time   `json:"updated_at"`
 	Links      JobLinks    `json:"links"`
+}
+
+// Usage is what model calls consumed.
+type Usage struct {
+	PromptTokens int64 `json:"prompt_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+	TotalTokens  int64 `json:"total_tokens"`
+}
+
+func usageView(u *messages.TokenUsage) *Usage {
+	if u.GetTotalTokens() == 0 && u.GetPromptTokens() == 0 {
+		return nil
+	}
+	return &Usage{PromptTokens: u.GetPromptTokens(), OutputTokens: u.GetOutputTokens(), TotalTokens: u.GetTotalTokens()}
 }
 
 // ChunkCounts counts a job's chunks by status.
@@ -57,8 +74,9 @@ func jobView(st *job.State) Job {
 	v := Job{
 		ID: st.ID, Status: st.Status.Label(), FileName: cr.GetFileName(), FileSize: cr.GetFileSize(),
 		Pages: cr.GetPages(), ChunkPages: cr.GetChunkPages(), Extractor: cr.GetExtractor(),
-		Chunks:    ChunkCounts{Total: cnt.Total, Done: cnt.Done, Failed: cnt.Failed, Running: cnt.Running, Queued: cnt.Pending},
-		Progress:  st.Progress(),
+		Chunks:   ChunkCounts{Total: cnt.Total, Done: cnt.Done, Failed: cnt.Failed, Running: cnt.Running, Queued: cnt.Pending},
+		Progress: st.Progress(),
+		Model:    cr.GetModel(), Usage: usageView(st.Usage()), Retries: st.Retries(),
 		Credits:   JobCredits{Reserved: cr.GetCreditsReserved()},
 		CreatedAt: st.CreatedAt.UTC(), UpdatedAt: st.UpdatedAt.UTC(),
 		Links: JobLinks{
@@ -74,14 +92,16 @@ func jobView(st *job.State) Job {
 
 // ChunkResult is one chunk of a job's merged result.
 type ChunkResult struct {
-	Index     int32           `json:"index"`
-	FirstPage int32           `json:"first_page"`
-	LastPage  int32           `json:"last_page"`
-	Status    string          `json:"status" enum:"pending,running,done,failed"`
-	Node      string          `json:"node,omitempty"`
-	Attempts  int32           `json:"attempts"`
-	Output    json.RawMessage `json:"output,omitempty" doc:"The extractor's JSON output; for text: {pages:[{page,text}]}."`
-	Error     string          `json:"error,omitempty"`
+	Index      int32           `json:"index"`
+	FirstPage  int32           `json:"first_page"`
+	LastPage   int32           `json:"last_page"`
+	Status     string          `json:"status" enum:"pending,running,done,failed"`
+	Node       string          `json:"node,omitempty"`
+	Attempts   int32           `json:"attempts"`
+	Output     json.RawMessage `json:"output,omitempty" doc:"The extractor's JSON output; for text: {pages:[{page,text}]}."`
+	Usage      *Usage          `json:"usage,omitempty" doc:"Model tokens this chunk used (gemini)."`
+	DurationMs int64           `json:"duration_ms,omitempty" doc:"Wall time of the attempt that succeeded."`
+	Error      string          `json:"error,omitempty"`
 }
 
 // JobResult is a job's merged result, in page order, partial results included.
@@ -97,7 +117,8 @@ func resultView(r *node.Result) JobResult {
 	for _, c := range st.Chunks {
 		cr := ChunkResult{
 			Index: c.Range.GetIndex(), FirstPage: c.Range.GetFirstPage(), LastPage: c.Range.GetLastPage(),
-			Status: string(c.Status), Node: c.Node, Attempts: c.Attempts, Error: c.Error,
+			Status: string(c.Status), Node: c.Node, Attempts: c.Attempts, Error: c.Error, Usage: usageView(c.Usage),
+			DurationMs: c.DurationMs,
 		}
 		if o, ok := r.Outputs[c.Range.GetIndex()]; ok && c.Status == job.ChunkDone {
 			cr.Output = o.GetOutput()

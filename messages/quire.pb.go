@@ -198,7 +198,7 @@ func (x LedgerError_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LedgerError_Code.Descriptor instead.
 func (LedgerError_Code) EnumDescriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{25, 0}
+	return file_messages_quire_proto_rawDescGZIP(), []int{26, 0}
 }
 
 // ChunkRange is one planned chunk: a contiguous range of pages (1-based, inclusive).
@@ -280,8 +280,10 @@ type JobCreated struct {
 	MaxAttempts     int32                  `protobuf:"varint,14,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	Node            string                 `protobuf:"bytes,15,opt,name=node,proto3" json:"node,omitempty"`
 	IdempotencyKey  string                 `protobuf:"bytes,16,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// model is the Gemini model the job asked for ("" for the node's default).
+	Model         string `protobuf:"bytes,17,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobCreated) Reset() {
@@ -426,6 +428,13 @@ func (x *JobCreated) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *JobCreated) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
 type ChunksPlanned struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Chunks        []*ChunkRange          `protobuf:"bytes,1,rep,name=chunks,proto3" json:"chunks,omitempty"`
@@ -530,19 +539,81 @@ func (x *ChunkStarted) GetNode() string {
 	return ""
 }
 
+// TokenUsage is what a model call consumed (zero for the text extractor).
+type TokenUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PromptTokens  int64                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	OutputTokens  int64                  `protobuf:"varint,2,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	TotalTokens   int64                  `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenUsage) Reset() {
+	*x = TokenUsage{}
+	mi := &file_messages_quire_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenUsage) ProtoMessage() {}
+
+func (x *TokenUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenUsage.ProtoReflect.Descriptor instead.
+func (*TokenUsage) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TokenUsage) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *TokenUsage) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *TokenUsage) GetTotalTokens() int64 {
+	if x != nil {
+		return x.TotalTokens
+	}
+	return 0
+}
+
 type ChunkDone struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
 	DurationMs    int64                  `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	Usage         *TokenUsage            `protobuf:"bytes,5,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkDone) Reset() {
 	*x = ChunkDone{}
-	mi := &file_messages_quire_proto_msgTypes[4]
+	mi := &file_messages_quire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +625,7 @@ func (x *ChunkDone) String() string {
 func (*ChunkDone) ProtoMessage() {}
 
 func (x *ChunkDone) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[4]
+	mi := &file_messages_quire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +638,7 @@ func (x *ChunkDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkDone.ProtoReflect.Descriptor instead.
 func (*ChunkDone) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{4}
+	return file_messages_quire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ChunkDone) GetIndex() int32 {
@@ -598,6 +669,13 @@ func (x *ChunkDone) GetDurationMs() int64 {
 	return 0
 }
 
+func (x *ChunkDone) GetUsage() *TokenUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
 type ChunkFailed struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Index   int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -605,14 +683,17 @@ type ChunkFailed struct {
 	Node    string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
 	Error   string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	// permanent: no further attempt will be made for this chunk.
-	Permanent     bool `protobuf:"varint,5,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	Permanent bool `protobuf:"varint,5,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	// rate_limited: the service asked us to slow down; such failures do not
+	// count against the job's attempt limit.
+	RateLimited   bool `protobuf:"varint,6,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkFailed) Reset() {
 	*x = ChunkFailed{}
-	mi := &file_messages_quire_proto_msgTypes[5]
+	mi := &file_messages_quire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +705,7 @@ func (x *ChunkFailed) String() string {
 func (*ChunkFailed) ProtoMessage() {}
 
 func (x *ChunkFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[5]
+	mi := &file_messages_quire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +718,7 @@ func (x *ChunkFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkFailed.ProtoReflect.Descriptor instead.
 func (*ChunkFailed) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{5}
+	return file_messages_quire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ChunkFailed) GetIndex() int32 {
@@ -675,6 +756,13 @@ func (x *ChunkFailed) GetPermanent() bool {
 	return false
 }
 
+func (x *ChunkFailed) GetRateLimited() bool {
+	if x != nil {
+		return x.RateLimited
+	}
+	return false
+}
+
 type CancelRequested struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -684,7 +772,7 @@ type CancelRequested struct {
 
 func (x *CancelRequested) Reset() {
 	*x = CancelRequested{}
-	mi := &file_messages_quire_proto_msgTypes[6]
+	mi := &file_messages_quire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +784,7 @@ func (x *CancelRequested) String() string {
 func (*CancelRequested) ProtoMessage() {}
 
 func (x *CancelRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[6]
+	mi := &file_messages_quire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +797,7 @@ func (x *CancelRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequested.ProtoReflect.Descriptor instead.
 func (*CancelRequested) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{6}
+	return file_messages_quire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CancelRequested) GetReason() string {
@@ -731,7 +819,7 @@ type JobFinished struct {
 
 func (x *JobFinished) Reset() {
 	*x = JobFinished{}
-	mi := &file_messages_quire_proto_msgTypes[7]
+	mi := &file_messages_quire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +831,7 @@ func (x *JobFinished) String() string {
 func (*JobFinished) ProtoMessage() {}
 
 func (x *JobFinished) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[7]
+	mi := &file_messages_quire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +844,7 @@ func (x *JobFinished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobFinished.ProtoReflect.Descriptor instead.
 func (*JobFinished) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{7}
+	return file_messages_quire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JobFinished) GetStatus() JobStatus {
@@ -809,7 +897,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_messages_quire_proto_msgTypes[8]
+	mi := &file_messages_quire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +909,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[8]
+	mi := &file_messages_quire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +922,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{8}
+	return file_messages_quire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JobEvent) GetJobId() string {
@@ -988,7 +1076,7 @@ type ChunkOutput struct {
 
 func (x *ChunkOutput) Reset() {
 	*x = ChunkOutput{}
-	mi := &file_messages_quire_proto_msgTypes[9]
+	mi := &file_messages_quire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1088,7 @@ func (x *ChunkOutput) String() string {
 func (*ChunkOutput) ProtoMessage() {}
 
 func (x *ChunkOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[9]
+	mi := &file_messages_quire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1101,7 @@ func (x *ChunkOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkOutput.ProtoReflect.Descriptor instead.
 func (*ChunkOutput) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{9}
+	return file_messages_quire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChunkOutput) GetIndex() int32 {
@@ -1056,7 +1144,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_messages_quire_proto_msgTypes[10]
+	mi := &file_messages_quire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1156,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[10]
+	mi := &file_messages_quire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1169,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{10}
+	return file_messages_quire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Account) GetId() string {
@@ -1125,7 +1213,7 @@ type APIKey struct {
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_messages_quire_proto_msgTypes[11]
+	mi := &file_messages_quire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1225,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[11]
+	mi := &file_messages_quire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1238,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{11}
+	return file_messages_quire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *APIKey) GetKeyId() string {
@@ -1206,7 +1294,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_messages_quire_proto_msgTypes[12]
+	mi := &file_messages_quire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1306,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[12]
+	mi := &file_messages_quire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1319,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{12}
+	return file_messages_quire_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -1305,7 +1393,7 @@ type Balance struct {
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_messages_quire_proto_msgTypes[13]
+	mi := &file_messages_quire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1405,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[13]
+	mi := &file_messages_quire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1418,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{13}
+	return file_messages_quire_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Balance) GetAccountId() string {
@@ -1374,7 +1462,7 @@ type IdempotencyRecord struct {
 
 func (x *IdempotencyRecord) Reset() {
 	*x = IdempotencyRecord{}
-	mi := &file_messages_quire_proto_msgTypes[14]
+	mi := &file_messages_quire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1474,7 @@ func (x *IdempotencyRecord) String() string {
 func (*IdempotencyRecord) ProtoMessage() {}
 
 func (x *IdempotencyRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[14]
+	mi := &file_messages_quire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1487,7 @@ func (x *IdempotencyRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdempotencyRecord.ProtoReflect.Descriptor instead.
 func (*IdempotencyRecord) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{14}
+	return file_messages_quire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IdempotencyRecord) GetAccountId() string {
@@ -1450,7 +1538,7 @@ type CreateAccount struct {
 
 func (x *CreateAccount) Reset() {
 	*x = CreateAccount{}
-	mi := &file_messages_quire_proto_msgTypes[15]
+	mi := &file_messages_quire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1550,7 @@ func (x *CreateAccount) String() string {
 func (*CreateAccount) ProtoMessage() {}
 
 func (x *CreateAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[15]
+	mi := &file_messages_quire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1563,7 @@ func (x *CreateAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccount.ProtoReflect.Descriptor instead.
 func (*CreateAccount) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{15}
+	return file_messages_quire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateAccount) GetName() string {
@@ -1516,7 +1604,7 @@ type AccountCreated struct {
 
 func (x *AccountCreated) Reset() {
 	*x = AccountCreated{}
-	mi := &file_messages_quire_proto_msgTypes[16]
+	mi := &file_messages_quire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1616,7 @@ func (x *AccountCreated) String() string {
 func (*AccountCreated) ProtoMessage() {}
 
 func (x *AccountCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[16]
+	mi := &file_messages_quire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1629,7 @@ func (x *AccountCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCreated.ProtoReflect.Descriptor instead.
 func (*AccountCreated) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{16}
+	return file_messages_quire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AccountCreated) GetAccount() *Account {
@@ -1570,7 +1658,7 @@ type GrantCredits struct {
 
 func (x *GrantCredits) Reset() {
 	*x = GrantCredits{}
-	mi := &file_messages_quire_proto_msgTypes[17]
+	mi := &file_messages_quire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1670,7 @@ func (x *GrantCredits) String() string {
 func (*GrantCredits) ProtoMessage() {}
 
 func (x *GrantCredits) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[17]
+	mi := &file_messages_quire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1683,7 @@ func (x *GrantCredits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantCredits.ProtoReflect.Descriptor instead.
 func (*GrantCredits) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{17}
+	return file_messages_quire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GrantCredits) GetAccountId() string {
@@ -1636,7 +1724,7 @@ type CreditsGranted struct {
 
 func (x *CreditsGranted) Reset() {
 	*x = CreditsGranted{}
-	mi := &file_messages_quire_proto_msgTypes[18]
+	mi := &file_messages_quire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1736,7 @@ func (x *CreditsGranted) String() string {
 func (*CreditsGranted) ProtoMessage() {}
 
 func (x *CreditsGranted) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[18]
+	mi := &file_messages_quire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1749,7 @@ func (x *CreditsGranted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditsGranted.ProtoReflect.Descriptor instead.
 func (*CreditsGranted) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{18}
+	return file_messages_quire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreditsGranted) GetBalance() *Balance {
@@ -1693,7 +1781,7 @@ type ReserveCredits struct {
 
 func (x *ReserveCredits) Reset() {
 	*x = ReserveCredits{}
-	mi := &file_messages_quire_proto_msgTypes[19]
+	mi := &file_messages_quire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1793,7 @@ func (x *ReserveCredits) String() string {
 func (*ReserveCredits) ProtoMessage() {}
 
 func (x *ReserveCredits) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[19]
+	mi := &file_messages_quire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1806,7 @@ func (x *ReserveCredits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveCredits.ProtoReflect.Descriptor instead.
 func (*ReserveCredits) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{19}
+	return file_messages_quire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReserveCredits) GetAccountId() string {
@@ -1766,7 +1854,7 @@ type CreditsReserved struct {
 
 func (x *CreditsReserved) Reset() {
 	*x = CreditsReserved{}
-	mi := &file_messages_quire_proto_msgTypes[20]
+	mi := &file_messages_quire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +1866,7 @@ func (x *CreditsReserved) String() string {
 func (*CreditsReserved) ProtoMessage() {}
 
 func (x *CreditsReserved) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[20]
+	mi := &file_messages_quire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +1879,7 @@ func (x *CreditsReserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditsReserved.ProtoReflect.Descriptor instead.
 func (*CreditsReserved) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{20}
+	return file_messages_quire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreditsReserved) GetEntry() *LedgerEntry {
@@ -1823,7 +1911,7 @@ type SettleCredits struct {
 
 func (x *SettleCredits) Reset() {
 	*x = SettleCredits{}
-	mi := &file_messages_quire_proto_msgTypes[21]
+	mi := &file_messages_quire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1923,7 @@ func (x *SettleCredits) String() string {
 func (*SettleCredits) ProtoMessage() {}
 
 func (x *SettleCredits) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[21]
+	mi := &file_messages_quire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +1936,7 @@ func (x *SettleCredits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleCredits.ProtoReflect.Descriptor instead.
 func (*SettleCredits) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{21}
+	return file_messages_quire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SettleCredits) GetAccountId() string {
@@ -1897,7 +1985,7 @@ type CreditsSettled struct {
 
 func (x *CreditsSettled) Reset() {
 	*x = CreditsSettled{}
-	mi := &file_messages_quire_proto_msgTypes[22]
+	mi := &file_messages_quire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +1997,7 @@ func (x *CreditsSettled) String() string {
 func (*CreditsSettled) ProtoMessage() {}
 
 func (x *CreditsSettled) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[22]
+	mi := &file_messages_quire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2010,7 @@ func (x *CreditsSettled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditsSettled.ProtoReflect.Descriptor instead.
 func (*CreditsSettled) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{22}
+	return file_messages_quire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreditsSettled) GetBalance() *Balance {
@@ -1949,7 +2037,7 @@ type GetBalance struct {
 
 func (x *GetBalance) Reset() {
 	*x = GetBalance{}
-	mi := &file_messages_quire_proto_msgTypes[23]
+	mi := &file_messages_quire_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2049,7 @@ func (x *GetBalance) String() string {
 func (*GetBalance) ProtoMessage() {}
 
 func (x *GetBalance) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[23]
+	mi := &file_messages_quire_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2062,7 @@ func (x *GetBalance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalance.ProtoReflect.Descriptor instead.
 func (*GetBalance) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{23}
+	return file_messages_quire_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetBalance) GetAccountId() string {
@@ -2001,7 +2089,7 @@ type BalanceReply struct {
 
 func (x *BalanceReply) Reset() {
 	*x = BalanceReply{}
-	mi := &file_messages_quire_proto_msgTypes[24]
+	mi := &file_messages_quire_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2101,7 @@ func (x *BalanceReply) String() string {
 func (*BalanceReply) ProtoMessage() {}
 
 func (x *BalanceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[24]
+	mi := &file_messages_quire_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2114,7 @@ func (x *BalanceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BalanceReply.ProtoReflect.Descriptor instead.
 func (*BalanceReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{24}
+	return file_messages_quire_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BalanceReply) GetBalance() *Balance {
@@ -2054,7 +2142,7 @@ type LedgerError struct {
 
 func (x *LedgerError) Reset() {
 	*x = LedgerError{}
-	mi := &file_messages_quire_proto_msgTypes[25]
+	mi := &file_messages_quire_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2154,7 @@ func (x *LedgerError) String() string {
 func (*LedgerError) ProtoMessage() {}
 
 func (x *LedgerError) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[25]
+	mi := &file_messages_quire_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2167,7 @@ func (x *LedgerError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerError.ProtoReflect.Descriptor instead.
 func (*LedgerError) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{25}
+	return file_messages_quire_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LedgerError) GetCode() LedgerError_Code {
@@ -2108,13 +2196,14 @@ type ChunkWork struct {
 	Prompt        string                 `protobuf:"bytes,7,opt,name=prompt,proto3" json:"prompt,omitempty"`
 	Schema        string                 `protobuf:"bytes,8,opt,name=schema,proto3" json:"schema,omitempty"`
 	TimeoutMs     int64                  `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Model         string                 `protobuf:"bytes,10,opt,name=model,proto3" json:"model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkWork) Reset() {
 	*x = ChunkWork{}
-	mi := &file_messages_quire_proto_msgTypes[26]
+	mi := &file_messages_quire_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2215,7 @@ func (x *ChunkWork) String() string {
 func (*ChunkWork) ProtoMessage() {}
 
 func (x *ChunkWork) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[26]
+	mi := &file_messages_quire_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2228,7 @@ func (x *ChunkWork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkWork.ProtoReflect.Descriptor instead.
 func (*ChunkWork) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{26}
+	return file_messages_quire_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ChunkWork) GetJobId() string {
@@ -2205,6 +2294,13 @@ func (x *ChunkWork) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *ChunkWork) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
 // DispatchChunk asks the dispatcher to run the work when a slot is free.
 type DispatchChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2215,7 +2311,7 @@ type DispatchChunk struct {
 
 func (x *DispatchChunk) Reset() {
 	*x = DispatchChunk{}
-	mi := &file_messages_quire_proto_msgTypes[27]
+	mi := &file_messages_quire_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2323,7 @@ func (x *DispatchChunk) String() string {
 func (*DispatchChunk) ProtoMessage() {}
 
 func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[27]
+	mi := &file_messages_quire_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2336,7 @@ func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchChunk.ProtoReflect.Descriptor instead.
 func (*DispatchChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{27}
+	return file_messages_quire_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DispatchChunk) GetWork() *ChunkWork {
@@ -2263,7 +2359,7 @@ type ChunkRunning struct {
 
 func (x *ChunkRunning) Reset() {
 	*x = ChunkRunning{}
-	mi := &file_messages_quire_proto_msgTypes[28]
+	mi := &file_messages_quire_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +2371,7 @@ func (x *ChunkRunning) String() string {
 func (*ChunkRunning) ProtoMessage() {}
 
 func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[28]
+	mi := &file_messages_quire_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2384,7 @@ func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkRunning.ProtoReflect.Descriptor instead.
 func (*ChunkRunning) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{28}
+	return file_messages_quire_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ChunkRunning) GetJobId() string {
@@ -2321,23 +2417,27 @@ func (x *ChunkRunning) GetNode() string {
 
 // ChunkResult is the outcome of one attempt.
 type ChunkResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Index         int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Node          string                 `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
-	Ok            bool                   `protobuf:"varint,5,opt,name=ok,proto3" json:"ok,omitempty"`
-	Output        []byte                 `protobuf:"bytes,6,opt,name=output,proto3" json:"output,omitempty"`
-	Error         string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
-	Permanent     bool                   `protobuf:"varint,8,opt,name=permanent,proto3" json:"permanent,omitempty"`
-	DurationMs    int64                  `protobuf:"varint,9,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Index       int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Attempt     int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Node        string                 `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
+	Ok          bool                   `protobuf:"varint,5,opt,name=ok,proto3" json:"ok,omitempty"`
+	Output      []byte                 `protobuf:"bytes,6,opt,name=output,proto3" json:"output,omitempty"`
+	Error       string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	Permanent   bool                   `protobuf:"varint,8,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	DurationMs  int64                  `protobuf:"varint,9,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	RateLimited bool                   `protobuf:"varint,10,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
+	// retry_after_ms is the least time to wait before the next attempt (0: none asked).
+	RetryAfterMs  int64       `protobuf:"varint,11,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	Usage         *TokenUsage `protobuf:"bytes,12,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkResult) Reset() {
 	*x = ChunkResult{}
-	mi := &file_messages_quire_proto_msgTypes[29]
+	mi := &file_messages_quire_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2449,7 @@ func (x *ChunkResult) String() string {
 func (*ChunkResult) ProtoMessage() {}
 
 func (x *ChunkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[29]
+	mi := &file_messages_quire_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2462,7 @@ func (x *ChunkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkResult.ProtoReflect.Descriptor instead.
 func (*ChunkResult) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{29}
+	return file_messages_quire_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ChunkResult) GetJobId() string {
@@ -2428,6 +2528,27 @@ func (x *ChunkResult) GetDurationMs() int64 {
 	return 0
 }
 
+func (x *ChunkResult) GetRateLimited() bool {
+	if x != nil {
+		return x.RateLimited
+	}
+	return false
+}
+
+func (x *ChunkResult) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
+func (x *ChunkResult) GetUsage() *TokenUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
 // ForgetJob tells the dispatcher to drop a job's queued work and stop its running chunks.
 type ForgetJob struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2438,7 +2559,7 @@ type ForgetJob struct {
 
 func (x *ForgetJob) Reset() {
 	*x = ForgetJob{}
-	mi := &file_messages_quire_proto_msgTypes[30]
+	mi := &file_messages_quire_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2571,7 @@ func (x *ForgetJob) String() string {
 func (*ForgetJob) ProtoMessage() {}
 
 func (x *ForgetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[30]
+	mi := &file_messages_quire_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2584,7 @@ func (x *ForgetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetJob.ProtoReflect.Descriptor instead.
 func (*ForgetJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{30}
+	return file_messages_quire_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ForgetJob) GetJobId() string {
@@ -2483,7 +2604,7 @@ type RetryChunk struct {
 
 func (x *RetryChunk) Reset() {
 	*x = RetryChunk{}
-	mi := &file_messages_quire_proto_msgTypes[31]
+	mi := &file_messages_quire_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2495,7 +2616,7 @@ func (x *RetryChunk) String() string {
 func (*RetryChunk) ProtoMessage() {}
 
 func (x *RetryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[31]
+	mi := &file_messages_quire_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2508,7 +2629,7 @@ func (x *RetryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryChunk.ProtoReflect.Descriptor instead.
 func (*RetryChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{31}
+	return file_messages_quire_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RetryChunk) GetIndex() int32 {
@@ -2516,6 +2637,60 @@ func (x *RetryChunk) GetIndex() int32 {
 		return x.Index
 	}
 	return 0
+}
+
+// RetryFinish is a JobActor's reminder to itself to settle again after the
+// ledger could not be reached.
+type RetryFinish struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        JobStatus              `protobuf:"varint,1,opt,name=status,proto3,enum=quire.v1.JobStatus" json:"status,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryFinish) Reset() {
+	*x = RetryFinish{}
+	mi := &file_messages_quire_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryFinish) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryFinish) ProtoMessage() {}
+
+func (x *RetryFinish) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryFinish.ProtoReflect.Descriptor instead.
+func (*RetryFinish) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RetryFinish) GetStatus() JobStatus {
+	if x != nil {
+		return x.Status
+	}
+	return JobStatus_JOB_STATUS_UNSPECIFIED
+}
+
+func (x *RetryFinish) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 type CancelJob struct {
@@ -2528,7 +2703,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_messages_quire_proto_msgTypes[32]
+	mi := &file_messages_quire_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2715,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[32]
+	mi := &file_messages_quire_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2728,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{32}
+	return file_messages_quire_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CancelJob) GetJobId() string {
@@ -2581,7 +2756,7 @@ type CancelReply struct {
 
 func (x *CancelReply) Reset() {
 	*x = CancelReply{}
-	mi := &file_messages_quire_proto_msgTypes[33]
+	mi := &file_messages_quire_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2768,7 @@ func (x *CancelReply) String() string {
 func (*CancelReply) ProtoMessage() {}
 
 func (x *CancelReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[33]
+	mi := &file_messages_quire_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2781,7 @@ func (x *CancelReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReply.ProtoReflect.Descriptor instead.
 func (*CancelReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{33}
+	return file_messages_quire_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CancelReply) GetStatus() JobStatus {
@@ -2631,7 +2806,7 @@ type DispatcherStats struct {
 
 func (x *DispatcherStats) Reset() {
 	*x = DispatcherStats{}
-	mi := &file_messages_quire_proto_msgTypes[34]
+	mi := &file_messages_quire_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2818,7 @@ func (x *DispatcherStats) String() string {
 func (*DispatcherStats) ProtoMessage() {}
 
 func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[34]
+	mi := &file_messages_quire_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2831,7 @@ func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStats.ProtoReflect.Descriptor instead.
 func (*DispatcherStats) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{34}
+	return file_messages_quire_proto_rawDescGZIP(), []int{36}
 }
 
 type DispatcherStatsReply struct {
@@ -2670,7 +2845,7 @@ type DispatcherStatsReply struct {
 
 func (x *DispatcherStatsReply) Reset() {
 	*x = DispatcherStatsReply{}
-	mi := &file_messages_quire_proto_msgTypes[35]
+	mi := &file_messages_quire_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +2857,7 @@ func (x *DispatcherStatsReply) String() string {
 func (*DispatcherStatsReply) ProtoMessage() {}
 
 func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[35]
+	mi := &file_messages_quire_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +2870,7 @@ func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStatsReply.ProtoReflect.Descriptor instead.
 func (*DispatcherStatsReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{35}
+	return file_messages_quire_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DispatcherStatsReply) GetCapacity() int32 {
@@ -2729,7 +2904,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x1d\n" +
 	"\n" +
 	"first_page\x18\x02 \x01(\x05R\tfirstPage\x12\x1b\n" +
-	"\tlast_page\x18\x03 \x01(\x05R\blastPage\"\xfe\x03\n" +
+	"\tlast_page\x18\x03 \x01(\x05R\blastPage\"\x94\x04\n" +
 	"\n" +
 	"JobCreated\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
@@ -2751,25 +2926,33 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x10credits_reserved\x18\r \x01(\x03R\x0fcreditsReserved\x12!\n" +
 	"\fmax_attempts\x18\x0e \x01(\x05R\vmaxAttempts\x12\x12\n" +
 	"\x04node\x18\x0f \x01(\tR\x04node\x12'\n" +
-	"\x0fidempotency_key\x18\x10 \x01(\tR\x0eidempotencyKey\"=\n" +
+	"\x0fidempotency_key\x18\x10 \x01(\tR\x0eidempotencyKey\x12\x14\n" +
+	"\x05model\x18\x11 \x01(\tR\x05model\"=\n" +
 	"\rChunksPlanned\x12,\n" +
 	"\x06chunks\x18\x01 \x03(\v2\x14.quire.v1.ChunkRangeR\x06chunks\"R\n" +
 	"\fChunkStarted\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
-	"\x04node\x18\x03 \x01(\tR\x04node\"p\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\"y\n" +
+	"\n" +
+	"TokenUsage\x12#\n" +
+	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12#\n" +
+	"\routput_tokens\x18\x02 \x01(\x03R\foutputTokens\x12!\n" +
+	"\ftotal_tokens\x18\x03 \x01(\x03R\vtotalTokens\"\x9c\x01\n" +
 	"\tChunkDone\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1f\n" +
 	"\vduration_ms\x18\x04 \x01(\x03R\n" +
-	"durationMs\"\x85\x01\n" +
+	"durationMs\x12*\n" +
+	"\x05usage\x18\x05 \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\xa8\x01\n" +
 	"\vChunkFailed\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1c\n" +
-	"\tpermanent\x18\x05 \x01(\bR\tpermanent\")\n" +
+	"\tpermanent\x18\x05 \x01(\bR\tpermanent\x12!\n" +
+	"\frate_limited\x18\x06 \x01(\bR\vrateLimited\")\n" +
 	"\x0fCancelRequested\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xa4\x01\n" +
 	"\vJobFinished\x12+\n" +
@@ -2889,7 +3072,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x19CODE_INSUFFICIENT_CREDITS\x10\x01\x12\x18\n" +
 	"\x14CODE_UNKNOWN_ACCOUNT\x10\x02\x12\x10\n" +
 	"\fCODE_INVALID\x10\x03\x12\x10\n" +
-	"\fCODE_STORAGE\x10\x04\"\x8f\x02\n" +
+	"\fCODE_STORAGE\x10\x04\"\xa5\x02\n" +
 	"\tChunkWork\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -2901,14 +3084,16 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x06prompt\x18\a \x01(\tR\x06prompt\x12\x16\n" +
 	"\x06schema\x18\b \x01(\tR\x06schema\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\t \x01(\x03R\ttimeoutMs\"8\n" +
+	"timeout_ms\x18\t \x01(\x03R\ttimeoutMs\x12\x14\n" +
+	"\x05model\x18\n" +
+	" \x01(\tR\x05model\"8\n" +
 	"\rDispatchChunk\x12'\n" +
 	"\x04work\x18\x01 \x01(\v2\x13.quire.v1.ChunkWorkR\x04work\"i\n" +
 	"\fChunkRunning\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x12\n" +
-	"\x04node\x18\x04 \x01(\tR\x04node\"\xe5\x01\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\"\xda\x02\n" +
 	"\vChunkResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x18\n" +
@@ -2919,12 +3104,19 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x12\x1c\n" +
 	"\tpermanent\x18\b \x01(\bR\tpermanent\x12\x1f\n" +
 	"\vduration_ms\x18\t \x01(\x03R\n" +
-	"durationMs\"\"\n" +
+	"durationMs\x12!\n" +
+	"\frate_limited\x18\n" +
+	" \x01(\bR\vrateLimited\x12$\n" +
+	"\x0eretry_after_ms\x18\v \x01(\x03R\fretryAfterMs\x12*\n" +
+	"\x05usage\x18\f \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\"\n" +
 	"\tForgetJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\"\n" +
 	"\n" +
 	"RetryChunk\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x05R\x05index\":\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\"P\n" +
+	"\vRetryFinish\x12+\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x13.quire.v1.JobStatusR\x06status\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\":\n" +
 	"\tCancelJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"V\n" +
@@ -2966,7 +3158,7 @@ func file_messages_quire_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_quire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_messages_quire_proto_goTypes = []any{
 	(JobStatus)(0),               // 0: quire.v1.JobStatus
 	(LedgerKind)(0),              // 1: quire.v1.LedgerKind
@@ -2975,71 +3167,76 @@ var file_messages_quire_proto_goTypes = []any{
 	(*JobCreated)(nil),           // 4: quire.v1.JobCreated
 	(*ChunksPlanned)(nil),        // 5: quire.v1.ChunksPlanned
 	(*ChunkStarted)(nil),         // 6: quire.v1.ChunkStarted
-	(*ChunkDone)(nil),            // 7: quire.v1.ChunkDone
-	(*ChunkFailed)(nil),          // 8: quire.v1.ChunkFailed
-	(*CancelRequested)(nil),      // 9: quire.v1.CancelRequested
-	(*JobFinished)(nil),          // 10: quire.v1.JobFinished
-	(*JobEvent)(nil),             // 11: quire.v1.JobEvent
-	(*ChunkOutput)(nil),          // 12: quire.v1.ChunkOutput
-	(*Account)(nil),              // 13: quire.v1.Account
-	(*APIKey)(nil),               // 14: quire.v1.APIKey
-	(*LedgerEntry)(nil),          // 15: quire.v1.LedgerEntry
-	(*Balance)(nil),              // 16: quire.v1.Balance
-	(*IdempotencyRecord)(nil),    // 17: quire.v1.IdempotencyRecord
-	(*CreateAccount)(nil),        // 18: quire.v1.CreateAccount
-	(*AccountCreated)(nil),       // 19: quire.v1.AccountCreated
-	(*GrantCredits)(nil),         // 20: quire.v1.GrantCredits
-	(*CreditsGranted)(nil),       // 21: quire.v1.CreditsGranted
-	(*ReserveCredits)(nil),       // 22: quire.v1.ReserveCredits
-	(*CreditsReserved)(nil),      // 23: quire.v1.CreditsReserved
-	(*SettleCredits)(nil),        // 24: quire.v1.SettleCredits
-	(*CreditsSettled)(nil),       // 25: quire.v1.CreditsSettled
-	(*GetBalance)(nil),           // 26: quire.v1.GetBalance
-	(*BalanceReply)(nil),         // 27: quire.v1.BalanceReply
-	(*LedgerError)(nil),          // 28: quire.v1.LedgerError
-	(*ChunkWork)(nil),            // 29: quire.v1.ChunkWork
-	(*DispatchChunk)(nil),        // 30: quire.v1.DispatchChunk
-	(*ChunkRunning)(nil),         // 31: quire.v1.ChunkRunning
-	(*ChunkResult)(nil),          // 32: quire.v1.ChunkResult
-	(*ForgetJob)(nil),            // 33: quire.v1.ForgetJob
-	(*RetryChunk)(nil),           // 34: quire.v1.RetryChunk
-	(*CancelJob)(nil),            // 35: quire.v1.CancelJob
-	(*CancelReply)(nil),          // 36: quire.v1.CancelReply
-	(*DispatcherStats)(nil),      // 37: quire.v1.DispatcherStats
-	(*DispatcherStatsReply)(nil), // 38: quire.v1.DispatcherStatsReply
+	(*TokenUsage)(nil),           // 7: quire.v1.TokenUsage
+	(*ChunkDone)(nil),            // 8: quire.v1.ChunkDone
+	(*ChunkFailed)(nil),          // 9: quire.v1.ChunkFailed
+	(*CancelRequested)(nil),      // 10: quire.v1.CancelRequested
+	(*JobFinished)(nil),          // 11: quire.v1.JobFinished
+	(*JobEvent)(nil),             // 12: quire.v1.JobEvent
+	(*ChunkOutput)(nil),          // 13: quire.v1.ChunkOutput
+	(*Account)(nil),              // 14: quire.v1.Account
+	(*APIKey)(nil),               // 15: quire.v1.APIKey
+	(*LedgerEntry)(nil),          // 16: quire.v1.LedgerEntry
+	(*Balance)(nil),              // 17: quire.v1.Balance
+	(*IdempotencyRecord)(nil),    // 18: quire.v1.IdempotencyRecord
+	(*CreateAccount)(nil),        // 19: quire.v1.CreateAccount
+	(*AccountCreated)(nil),       // 20: quire.v1.AccountCreated
+	(*GrantCredits)(nil),         // 21: quire.v1.GrantCredits
+	(*CreditsGranted)(nil),       // 22: quire.v1.CreditsGranted
+	(*ReserveCredits)(nil),       // 23: quire.v1.ReserveCredits
+	(*CreditsReserved)(nil),      // 24: quire.v1.CreditsReserved
+	(*SettleCredits)(nil),        // 25: quire.v1.SettleCredits
+	(*CreditsSettled)(nil),       // 26: quire.v1.CreditsSettled
+	(*GetBalance)(nil),           // 27: quire.v1.GetBalance
+	(*BalanceReply)(nil),         // 28: quire.v1.BalanceReply
+	(*LedgerError)(nil),          // 29: quire.v1.LedgerError
+	(*ChunkWork)(nil),            // 30: quire.v1.ChunkWork
+	(*DispatchChunk)(nil),        // 31: quire.v1.DispatchChunk
+	(*ChunkRunning)(nil),         // 32: quire.v1.ChunkRunning
+	(*ChunkResult)(nil),          // 33: quire.v1.ChunkResult
+	(*ForgetJob)(nil),            // 34: quire.v1.ForgetJob
+	(*RetryChunk)(nil),           // 35: quire.v1.RetryChunk
+	(*RetryFinish)(nil),          // 36: quire.v1.RetryFinish
+	(*CancelJob)(nil),            // 37: quire.v1.CancelJob
+	(*CancelReply)(nil),          // 38: quire.v1.CancelReply
+	(*DispatcherStats)(nil),      // 39: quire.v1.DispatcherStats
+	(*DispatcherStatsReply)(nil), // 40: quire.v1.DispatcherStatsReply
 }
 var file_messages_quire_proto_depIdxs = []int32{
 	3,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
-	0,  // 1: quire.v1.JobFinished.status:type_name -> quire.v1.JobStatus
-	4,  // 2: quire.v1.JobEvent.created:type_name -> quire.v1.JobCreated
-	5,  // 3: quire.v1.JobEvent.planned:type_name -> quire.v1.ChunksPlanned
-	6,  // 4: quire.v1.JobEvent.chunk_started:type_name -> quire.v1.ChunkStarted
-	7,  // 5: quire.v1.JobEvent.chunk_done:type_name -> quire.v1.ChunkDone
-	8,  // 6: quire.v1.JobEvent.chunk_failed:type_name -> quire.v1.ChunkFailed
-	9,  // 7: quire.v1.JobEvent.cancel_requested:type_name -> quire.v1.CancelRequested
-	10, // 8: quire.v1.JobEvent.finished:type_name -> quire.v1.JobFinished
-	1,  // 9: quire.v1.LedgerEntry.kind:type_name -> quire.v1.LedgerKind
-	13, // 10: quire.v1.AccountCreated.account:type_name -> quire.v1.Account
-	16, // 11: quire.v1.AccountCreated.balance:type_name -> quire.v1.Balance
-	16, // 12: quire.v1.CreditsGranted.balance:type_name -> quire.v1.Balance
-	15, // 13: quire.v1.CreditsGranted.entry:type_name -> quire.v1.LedgerEntry
-	11, // 14: quire.v1.ReserveCredits.job_events:type_name -> quire.v1.JobEvent
-	17, // 15: quire.v1.ReserveCredits.idempotency:type_name -> quire.v1.IdempotencyRecord
-	15, // 16: quire.v1.CreditsReserved.entry:type_name -> quire.v1.LedgerEntry
-	16, // 17: quire.v1.CreditsReserved.balance:type_name -> quire.v1.Balance
-	11, // 18: quire.v1.SettleCredits.finished:type_name -> quire.v1.JobEvent
-	16, // 19: quire.v1.CreditsSettled.balance:type_name -> quire.v1.Balance
-	16, // 20: quire.v1.BalanceReply.balance:type_name -> quire.v1.Balance
-	15, // 21: quire.v1.BalanceReply.recent:type_name -> quire.v1.LedgerEntry
-	2,  // 22: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
-	3,  // 23: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
-	29, // 24: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
-	0,  // 25: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	7,  // 1: quire.v1.ChunkDone.usage:type_name -> quire.v1.TokenUsage
+	0,  // 2: quire.v1.JobFinished.status:type_name -> quire.v1.JobStatus
+	4,  // 3: quire.v1.JobEvent.created:type_name -> quire.v1.JobCreated
+	5,  // 4: quire.v1.JobEvent.planned:type_name -> quire.v1.ChunksPlanned
+	6,  // 5: quire.v1.JobEvent.chunk_started:type_name -> quire.v1.ChunkStarted
+	8,  // 6: quire.v1.JobEvent.chunk_done:type_name -> quire.v1.ChunkDone
+	9,  // 7: quire.v1.JobEvent.chunk_failed:type_name -> quire.v1.ChunkFailed
+	10, // 8: quire.v1.JobEvent.cancel_requested:type_name -> quire.v1.CancelRequested
+	11, // 9: quire.v1.JobEvent.finished:type_name -> quire.v1.JobFinished
+	1,  // 10: quire.v1.LedgerEntry.kind:type_name -> quire.v1.LedgerKind
+	14, // 11: quire.v1.AccountCreated.account:type_name -> quire.v1.Account
+	17, // 12: quire.v1.AccountCreated.balance:type_name -> quire.v1.Balance
+	17, // 13: quire.v1.CreditsGranted.balance:type_name -> quire.v1.Balance
+	16, // 14: quire.v1.CreditsGranted.entry:type_name -> quire.v1.LedgerEntry
+	12, // 15: quire.v1.ReserveCredits.job_events:type_name -> quire.v1.JobEvent
+	18, // 16: quire.v1.ReserveCredits.idempotency:type_name -> quire.v1.IdempotencyRecord
+	16, // 17: quire.v1.CreditsReserved.entry:type_name -> quire.v1.LedgerEntry
+	17, // 18: quire.v1.CreditsReserved.balance:type_name -> quire.v1.Balance
+	12, // 19: quire.v1.SettleCredits.finished:type_name -> quire.v1.JobEvent
+	17, // 20: quire.v1.CreditsSettled.balance:type_name -> quire.v1.Balance
+	17, // 21: quire.v1.BalanceReply.balance:type_name -> quire.v1.Balance
+	16, // 22: quire.v1.BalanceReply.recent:type_name -> quire.v1.LedgerEntry
+	2,  // 23: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
+	3,  // 24: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
+	30, // 25: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
+	7,  // 26: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
+	0,  // 27: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
+	0,  // 28: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_messages_quire_proto_init() }
@@ -3047,7 +3244,7 @@ func file_messages_quire_proto_init() {
 	if File_messages_quire_proto != nil {
 		return
 	}
-	file_messages_quire_proto_msgTypes[8].OneofWrappers = []any{
+	file_messages_quire_proto_msgTypes[9].OneofWrappers = []any{
 		(*JobEvent_Created)(nil),
 		(*JobEvent_Planned)(nil),
 		(*JobEvent_ChunkStarted)(nil),
@@ -3062,7 +3259,7 @@ func file_messages_quire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_quire_proto_rawDesc), len(file_messages_quire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -100,11 +100,12 @@ func (a *Actor) run(ctx context.Context, timeout time.Duration) (res *messages.C
 	out, err := a.extractor.Extract(ctx, extract.Request{
 		JobID: w.GetJobId(), PDFPath: w.GetPdfPath(),
 		FirstPage: int(w.GetRange().GetFirstPage()), LastPage: int(w.GetRange().GetLastPage()),
-		Prompt: w.GetPrompt(), Schema: w.GetSchema(),
+		Prompt: w.GetPrompt(), Schema: w.GetSchema(), Model: w.GetModel(),
 	})
 	switch {
 	case err == nil && ctx.Err() == nil:
 		res.Ok, res.Output = true, out.Output
+		res.Usage = &messages.TokenUsage{PromptTokens: out.Usage.PromptTokens, OutputTokens: out.Usage.OutputTokens, TotalTokens: out.Usage.TotalTokens}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		res.Error = fmt.Sprintf("pages %d-%d took longer than %s", w.GetRange().GetFirstPage(), w.GetRange().GetLastPage(), timeout)
 	case err == nil:
@@ -112,6 +113,9 @@ func (a *Actor) run(ctx context.Context, timeout time.Duration) (res *messages.C
 	default:
 		res.Error = err.Error()
 		res.Permanent = extract.IsPermanent(err)
+		if after, ok := extract.RetryAfter(err); ok {
+			res.RateLimited, res.RetryAfterMs = true, after.Milliseconds()
+		}
 	}
 	return res
 }

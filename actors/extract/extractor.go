@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Extractor turns a page range of a PDF into JSON output.
@@ -24,13 +25,18 @@ type Request struct {
 	FirstPage int
 	LastPage  int
 	Prompt    string
-	Schema    string
+	// Schema is a JSON Schema the output must match ("" for none).
+	Schema string
+	// Model is the model the job asked for ("" for the extractor's default).
+	Model string
 }
 
 // Result is the output of one chunk.
 type Result struct {
 	// Output is JSON.
 	Output json.RawMessage
+	// Usage is what the chunk consumed of a model (zero for local extractors).
+	Usage Usage
 }
 
 // ErrPermanent marks an error that no retry can fix.
@@ -86,4 +92,50 @@ func (r Registry) Names() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Usage is what a model call consumed.
+type Usage struct {
+	PromptTokens int64
+	OutputTokens int64
+	TotalTokens  int64
+}
+
+// ErrRateLimited marks an error by which the service asked to slow down.
+var ErrRateLimited = errors.New("extract: rate limited")
+
+type rateLimitedError struct {
+	err   error
+	after time.Duration
+}
+
+func (r rateLimitedError) Error() string { return r.err.Error() }
+func (r rateLimitedError) Unwrap() []error {
+	return []error{r.err, ErrRateLimited}
+}
+
+// RateLimited marks err as a request to slow down: the attempt is retried no
+// sooner than after, and does not count against the job's attempt limit.
+func RateLimited(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return rateLimitedError{err: err, after: after}
+}
+
+// RetryAfter reports whether err was marked by RateLimited, and the least
+// delay it asked for.
+func RetryAfter(err error) (time.Duration, bool) {
+	var r rateLimitedError
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
+}
+
+// RequestValidator is implemented by extractors that can refuse a job's
+// options (a prompt, a schema, a model) before the job is accepted, so that
+// a bad request costs nothing.
+type RequestValidator interface {
+	ValidateRequest(req Request) error
 }

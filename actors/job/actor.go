@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -65,6 +66,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if c, err := a.st.chunk(m.GetIndex()); err == nil && c.Status == ChunkPending && !a.st.CancelRequested {
 			a.dispatch(ctx, c)
 		}
+	case *messages.RetryFinish:
+		if !a.st.Status.Terminal() {
+			a.finish(ctx, m.GetStatus(), m.GetError())
+		}
 	case *messages.CancelJob:
 		ctx.Respond(a.cancel(ctx, m))
 	}
@@ -106,7 +111,7 @@ func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
 	ctx.Request(a.cfg.Dispatcher, &messages.DispatchChunk{Work: &messages.ChunkWork{
 		JobId: a.id, AccountId: cr.GetAccountId(), Range: c.Range, Attempt: attempt,
 		PdfPath: a.cfg.Store.BlobPath(a.id), Extractor: cr.GetExtractor(),
-		Prompt: cr.GetPrompt(), Schema: cr.GetSchema(), TimeoutMs: a.cfg.ChunkTimeout.Milliseconds(),
+		Prompt: cr.GetPrompt(), Schema: cr.GetSchema(), Model: cr.GetModel(), TimeoutMs: a.cfg.ChunkTimeout.Milliseconds(),
 	}})
 }
 
@@ -141,7 +146,7 @@ func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
 	delete(a.inFlight, m.GetIndex())
 	if m.GetOk() {
 		ev := a.event(&messages.JobEvent{Event: &messages.JobEvent_ChunkDone{ChunkDone: &messages.ChunkDone{
-			Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(), DurationMs: m.GetDurationMs(),
+			Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(), DurationMs: m.GetDurationMs(), Usage: m.GetUsage(),
 		}}})
 		b := a.cfg.Store.NewBatch()
 		b.PutChunkOutput(a.id, &messages.ChunkOutput{
@@ -152,28 +157,45 @@ func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
 		a.maybeFinish(ctx)
 		return
 	}
+	// A rate-limited attempt is the service asking us to slow down, not the
+	// chunk failing: it does not count against the attempt limit, only
+	// against a much larger one that stops a chunk from waiting for ever.
 	maxAttempts := a.st.Created.GetMaxAttempts()
-	permanent := m.GetPermanent() || c.Failures+1 >= maxAttempts || c.Attempts >= 2*maxAttempts
+	failures := c.Failures - c.RateLimited
+	if !m.GetRateLimited() {
+		failures++
+	}
+	permanent := m.GetPermanent() || failures >= maxAttempts ||
+		c.Attempts-c.RateLimited >= 2*maxAttempts || c.RateLimited >= maxRateLimited
 	msg := m.GetError()
 	if !m.GetPermanent() && permanent {
 		msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, c.Attempts)
 	}
 	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
 		Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(), Error: msg, Permanent: permanent,
+		RateLimited: m.GetRateLimited(),
 	}}})
 	if permanent {
 		a.maybeFinish(ctx)
 		return
 	}
-	a.retryLater(ctx, c)
+	a.retryLater(ctx, c, time.Duration(m.GetRetryAfterMs())*time.Millisecond)
 }
 
-func (a *Actor) retryLater(ctx actor.Context, c *Chunk) {
-	backoff := a.cfg.RetryBase << min(c.Failures-1, 16)
+// maxRateLimited bounds how often one chunk may be turned away by rate limits.
+const maxRateLimited = 50
+
+// retryLater tries chunk c again after a jittered exponential backoff, and
+// no sooner than the service asked (atLeast).
+func (a *Actor) retryLater(ctx actor.Context, c *Chunk, atLeast time.Duration) {
+	backoff := a.cfg.RetryBase << min(max(c.Failures-1, 0), 16)
 	if backoff > a.cfg.RetryMax || backoff <= 0 {
 		backoff = a.cfg.RetryMax
 	}
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter: 50%..100%
+	if backoff < atLeast {
+		backoff = atLeast + rand.N(atLeast/4+1) // never before the service asked; spread the herd
+	}
 	self, root, index := ctx.Self(), ctx.ActorSystem().Root, c.Range.GetIndex()
 	time.AfterFunc(backoff, func() { root.Send(self, &messages.RetryChunk{Index: index}) })
 }
@@ -221,9 +243,17 @@ func (a *Actor) finish(ctx actor.Context, status messages.JobStatus, errMsg stri
 	if _, err := a.cfg.Ledger.Settle(settleCtx, &messages.SettleCredits{
 		AccountId: cr.GetAccountId(), JobId: a.id, Charge: charge, Refund: refund, Finished: ev,
 	}); err != nil {
-		// Nothing was written: fail, and let the supervisor restart the actor,
-		// which replays the log and settles again.
-		panic(fmt.Errorf("job %s: settle credits: %w", a.id, err))
+		if !errors.Is(err, ledger.ErrUnavailable) && !errors.Is(err, ledger.ErrStorage) {
+			// The ledger refused: a bug (charge + refund != reserved); loud.
+			panic(fmt.Errorf("job %s: settle credits: %w", a.id, err))
+		}
+		// Nothing was written. Try again later; the settlement is idempotent
+		// by job, so an attempt that did land is not applied twice.
+		a.cfg.Log.Warn("settle credits later", "job", a.id, "err", err)
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		retry := &messages.RetryFinish{Status: status, Error: errMsg}
+		time.AfterFunc(a.cfg.RetryBase+rand.N(a.cfg.RetryBase+1), func() { root.Send(self, retry) })
+		return
 	}
 	if err := a.st.Apply(ev); err != nil {
 		panic(err)

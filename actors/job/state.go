@@ -24,13 +24,15 @@ const (
 
 // Chunk is the state of one chunk.
 type Chunk struct {
-	Range      *messages.ChunkRange
-	Status     ChunkStatus
-	Attempts   int32 // attempts started
-	Failures   int32 // attempts that failed
-	Node       string
-	Error      string
-	DurationMs int64
+	Range       *messages.ChunkRange
+	Status      ChunkStatus
+	Attempts    int32 // attempts started
+	Failures    int32 // attempts that failed (rate-limited ones included)
+	RateLimited int32 // attempts turned away by a rate limit
+	Node        string
+	Error       string
+	DurationMs  int64
+	Usage       *messages.TokenUsage
 }
 
 // Pages is how many pages the chunk covers.
@@ -100,12 +102,16 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 			return err
 		}
 		c.Status, c.Node, c.DurationMs, c.Error = ChunkDone, e.ChunkDone.GetNode(), e.ChunkDone.GetDurationMs(), ""
+		c.Usage = e.ChunkDone.GetUsage()
 	case *messages.JobEvent_ChunkFailed:
 		c, err := s.chunk(e.ChunkFailed.GetIndex())
 		if err != nil {
 			return err
 		}
 		c.Failures++
+		if e.ChunkFailed.GetRateLimited() {
+			c.RateLimited++
+		}
 		c.Node, c.Error = e.ChunkFailed.GetNode(), e.ChunkFailed.GetError()
 		c.Status = ChunkPending
 		if e.ChunkFailed.GetPermanent() {
@@ -202,4 +208,28 @@ func (s *State) Outcome() messages.JobStatus {
 		return messages.JobStatus_JOB_STATUS_PARTIALLY_COMPLETED
 	}
 	return messages.JobStatus_JOB_STATUS_FAILED
+}
+
+// Usage is the tokens the job's finished chunks consumed.
+func (s *State) Usage() *messages.TokenUsage {
+	u := &messages.TokenUsage{}
+	for _, c := range s.Chunks {
+		if c.Usage != nil {
+			u.PromptTokens += c.Usage.GetPromptTokens()
+			u.OutputTokens += c.Usage.GetOutputTokens()
+			u.TotalTokens += c.Usage.GetTotalTokens()
+		}
+	}
+	return u
+}
+
+// Retries is how many attempts were made beyond the first, over all chunks.
+func (s *State) Retries() int {
+	n := 0
+	for _, c := range s.Chunks {
+		if c.Attempts > 1 {
+			n += int(c.Attempts - 1)
+		}
+	}
+	return n
 }

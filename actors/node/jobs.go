@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 
+	"github.com/quirehq/quire/actors/extract"
 	"github.com/quirehq/quire/actors/job"
 	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/persistence"
@@ -22,7 +23,8 @@ type Submission struct {
 	Extractor  string // "" for "text"
 	Prompt     string
 	Schema     string
-	ChunkPages int // 0 for the node's default
+	Model      string // "" for the extractor's default
+	ChunkPages int    // 0 for the node's default
 }
 
 // Submit validates the upload, counts its pages, reserves its credits and
@@ -33,8 +35,14 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 	if s.Extractor == "" {
 		s.Extractor = "text"
 	}
-	if _, err := n.cfg.Extractors.Get(s.Extractor); err != nil {
+	x, err := n.cfg.Extractors.Get(s.Extractor)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	if v, ok := x.(extract.RequestValidator); ok {
+		if err := v.ValidateRequest(extract.Request{Prompt: s.Prompt, Schema: s.Schema, Model: s.Model}); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		}
 	}
 	chunkPages := s.ChunkPages
 	if chunkPages == 0 {
@@ -61,7 +69,7 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 		Pages: int32(info.Pages), ChunkPages: int32(chunkPages), Extractor: s.Extractor,
 		Prompt: s.Prompt, Schema: s.Schema, CreditsPerPage: n.cfg.CreditsPerPage,
 		CreditsReserved: int64(info.Pages) * n.cfg.CreditsPerPage, MaxAttempts: int32(n.cfg.MaxAttempts),
-		Node: n.cfg.Name,
+		Node: n.cfg.Name, Model: s.Model,
 	}
 	now := n.cfg.Now().UnixMilli()
 	evs := []*messages.JobEvent{

@@ -524,6 +524,51 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	checkBalance(t, n, acct, &messages.Balance{Granted: 100, Charged: 4})
 }
 
+// Rate-limited attempts do not use up the chunk's attempts, and the retry
+// waits at least the delay the service asked for.
+func TestRateLimitedAttemptsWaitAndDoNotCount(t *testing.T) {
+	path := corpusFile(t, pdf4Pages)
+	const asked = 150 * time.Millisecond
+	var mu sync.Mutex
+	var calls []time.Time
+	e := newEnv(t, func(_ context.Context, req extract.Request, call int) error {
+		if req.FirstPage != 2 {
+			return nil
+		}
+		mu.Lock()
+		calls = append(calls, time.Now())
+		mu.Unlock()
+		if call <= 5 { // more than MaxAttempts (3)
+			return extract.RateLimited(fmt.Errorf("429 slow down %d", call), asked)
+		}
+		return nil
+	})
+	n := e.start(nil)
+	acct := createAccount(t, n, 100)
+
+	st := waitEnded(t, n, acct, mustSubmit(t, n, acct, path, faultyName, 1).ID)
+	if st.Status != messages.JobStatus_JOB_STATUS_COMPLETED {
+		t.Fatalf("status %s, want completed (rate limits must not use up attempts)", st.Status.Label())
+	}
+	c := st.Chunks[1]
+	if c.Attempts != 6 || c.RateLimited != 5 || c.Status != job.ChunkDone {
+		t.Errorf("chunk 1: %s after %d attempts, %d rate-limited; want done, 6, 5", c.Status, c.Attempts, c.RateLimited)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(calls); i++ {
+		if gap := calls[i].Sub(calls[i-1]); gap < asked {
+			t.Errorf("attempt %d came %s after the previous one; the service asked for at least %s", i+1, gap, asked)
+		}
+	}
+	for _, ev := range jobEvents(t, n, st.ID) {
+		if f := ev.GetChunkFailed(); f != nil && !f.GetRateLimited() {
+			t.Errorf("failure not marked rate-limited: %v", f)
+		}
+	}
+	checkCredits(t, n, st.ID, credits{Reserved: 4, Charged: 4})
+}
+
 func TestPermanentErrorFailsAtOnce(t *testing.T) {
 	path := corpusFile(t, pdf4Pages)
 	e := newEnv(t, func(_ context.Context, req extract.Request, _ int) error {

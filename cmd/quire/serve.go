@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/quirehq/quire/actors/extract"
+	"github.com/quirehq/quire/actors/extract/gemini"
 	"github.com/quirehq/quire/actors/extract/text"
 	"github.com/quirehq/quire/actors/node"
 	"github.com/quirehq/quire/actors/pdf"
@@ -45,6 +46,10 @@ type serveFlags struct {
 	logLevel       string
 	logFormat      string
 	pprofAddr      string
+	geminiModel    string
+	geminiRPM      int
+	geminiTPM      int
+	geminiInlineMB int64
 }
 
 func newServeCmd() *cobra.Command {
@@ -84,6 +89,10 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.Int64Var(&f.demoCredits, "demo-credits", 100000, "credits of the demo account")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fl.StringVar(&f.geminiModel, "gemini-model", gemini.DefaultModel, "default Gemini model (a job may name its own)")
+	fl.IntVar(&f.geminiRPM, "gemini-rpm", 0, "Gemini requests per minute this node may send (0: no limit)")
+	fl.IntVar(&f.geminiTPM, "gemini-tpm", 0, "Gemini tokens per minute this node may send (0: no limit)")
+	fl.Int64Var(&f.geminiInlineMB, "gemini-inline-max-mb", 15, "chunks larger than this go through Gemini's Files API instead of inline")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	return cmd
 }
@@ -125,9 +134,13 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		return err
 	}
 	defer engine.Close()
+	extractors, err := newExtractors(ctx, f, engine, log)
+	if err != nil {
+		return err
+	}
 	n, err := node.Start(ctx, node.Config{
 		Name: f.nodeName, Store: store, Engine: engine,
-		Extractors:  extract.NewRegistry(text.New(engine)),
+		Extractors:  extractors,
 		Concurrency: f.concurrency, ChunkPages: f.chunkPages, CreditsPerPage: f.creditsPerPage,
 		MaxPages: f.maxPages, MaxAttempts: f.maxAttempts, ChunkTimeout: f.chunkTimeout,
 		Log: log,
@@ -251,4 +264,30 @@ func ensureDemo(ctx context.Context, n *node.Node, f *serveFlags, adminToken str
 	fmt.Fprintf(out, "  demo API key: %s  (account %d \"demo\", %d credits)\n", acct.APIKey, acct.Account.GetNumber(), f.demoCredits)
 	fmt.Fprintf(out, "  credentials:  . %s   (sets QUIRE_API_KEY, QUIRE_ADMIN_TOKEN, QUIRE_URL)\n", credPath)
 	return nil
+}
+
+// newExtractors offers the text extractor always, and the gemini extractor
+// when an API key is set (GEMINI_API_KEY or GOOGLE_API_KEY; the SDK's
+// GOOGLE_GEMINI_BASE_URL points it elsewhere, e.g. at quire fakegemini).
+func newExtractors(ctx context.Context, f *serveFlags, engine *pdf.Engine, log *slog.Logger) (extract.Registry, error) {
+	xs := []extract.Extractor{text.New(engine)}
+	key := os.Getenv("GEMINI_API_KEY")
+	if key == "" {
+		key = os.Getenv("GOOGLE_API_KEY")
+	}
+	if key == "" {
+		log.Info("gemini extractor off: set GEMINI_API_KEY (or GOOGLE_API_KEY) to turn it on")
+		return extract.NewRegistry(xs...), nil
+	}
+	g, err := gemini.New(ctx, gemini.Config{
+		APIKey: key, Model: f.geminiModel, RPM: f.geminiRPM, TPM: f.geminiTPM,
+		InlineMaxBytes: f.geminiInlineMB << 20, Cutter: pdf.NewCutter(2 * f.concurrency),
+		Log: log.With("component", "gemini"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gemini extractor: %w", err)
+	}
+	log.Info("gemini extractor on", "model", f.geminiModel, "rpm", f.geminiRPM, "tpm", f.geminiTPM,
+		"base_url", os.Getenv("GOOGLE_GEMINI_BASE_URL"))
+	return extract.NewRegistry(append(xs, g)...), nil
 }

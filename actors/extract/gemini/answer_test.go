@@ -1,0 +1,91 @@
+package gemini
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+const answerSchema = `{"type":"object","properties":{"rows":{"type":"array","items":{"type":"object",
+  "properties":{"n":{"type":"integer"}},"required":["n"]}}},"required":["rows","total"]}`
+
+func TestCheckAnswer(t *testing.T) {
+	schema, err := compileSchema(answerSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		text    string
+		schema  *jobSchema
+		out     string // the accepted answer, compacted
+		problem string // or the start of what is wrong with it
+	}{
+		{name: "matches", text: `{"rows": [{"n": 1}], "total": 1}`, schema: schema, out: `{"rows":[{"n":1}],"total":1}`},
+		{name: "in a fence", text: "```json\n{\"rows\": [], \"total\": 0}\n```", schema: schema, out: `{"rows":[],"total":0}`},
+		{name: "in a bare fence", text: "  ```\n[1, 2]\n```  ", out: `[1,2]`},
+		{name: "any JSON without a schema", text: `"just a string"`, out: `"just a string"`},
+		{name: "missing property", text: `{"rows": []}`, schema: schema, problem: "the model's answer did not match the schema: at the top level: missing property 'total'"},
+		{name: "wrong type", text: `{"rows": [{"n": "one"}], "total": 1}`, schema: schema, problem: "the model's answer did not match the schema: at '/rows/0/n': got string, want integer"},
+		{name: "truncated", text: `{"rows": [{"n": 1}, {"n"`, schema: schema, problem: "the model's answer was not valid JSON: "},
+		{name: "two values", text: `{} {}`, problem: "the model's answer was not valid JSON: "},
+		{name: "prose", text: `Here are the rows: none.`, problem: "the model's answer was not valid JSON: "},
+		{name: "empty", text: " \n", schema: schema, problem: "the model's answer was empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, problem := checkAnswer(tc.text, tc.schema)
+			if tc.problem != "" {
+				if !strings.HasPrefix(problem, tc.problem) || out != nil {
+					t.Fatalf("checkAnswer = %s, %q; want the problem %q", out, problem, tc.problem)
+				}
+				return
+			}
+			if problem != "" || string(out) != tc.out {
+				t.Fatalf("checkAnswer = %s, %q; want %s", out, problem, tc.out)
+			}
+		})
+	}
+}
+
+// Whatever the model answers, checking it does not panic, and an accepted
+// answer is valid JSON.
+func FuzzCheckAnswer(f *testing.F) {
+	for _, s := range []string{`{"rows":[],"total":1}`, "```json\n{}\n```", `{"rows":[{"n":1.5}]}`, `[`, ``, `null`, "```\n```"} {
+		f.Add(s)
+	}
+	schema, err := compileSchema(answerSchema)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		for _, s := range []*jobSchema{nil, schema} {
+			out, problem := checkAnswer(text, s)
+			if (out == nil) == (problem == "") {
+				t.Fatalf("checkAnswer(%q) = %s, %q: want exactly one of them", text, out, problem)
+			}
+			if out != nil && !json.Valid(out) {
+				t.Fatalf("checkAnswer(%q) accepted invalid JSON %s", text, out)
+			}
+		}
+	})
+}
+
+// Whatever schema a user sends, compiling it does not panic nor reach
+// outside the schema.
+func FuzzCompileSchema(f *testing.F) {
+	for _, s := range []string{answerSchema, `{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}`, `{"$ref":"file:///etc/hostname"}`,
+		`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object"}`, `{"pattern":"(a+)+$"}`, `{}`, `[]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		schema, err := compileSchema(s)
+		if err != nil {
+			if strings.Contains(err.Error(), schemaURL) {
+				t.Fatalf("compileSchema(%q) = %v: names the internal URL", s, err)
+			}
+			return
+		}
+		checkAnswer(`{"a": [1, "b", null]}`, schema)
+	})
+}
