@@ -51,6 +51,8 @@ type ChunkCounts struct {
 	Failed  int `json:"failed"`
 	Running int `json:"running"`
 	Queued  int `json:"queued"`
+	// Cancelled counts chunks that had not ended when the job was cancelled.
+	Cancelled int `json:"cancelled"`
 }
 
 // JobCredits is a job's credit movements.
@@ -74,7 +76,7 @@ func jobView(st *job.State) Job {
 	v := Job{
 		ID: st.ID, Status: st.Status.Label(), FileName: cr.GetFileName(), FileSize: cr.GetFileSize(),
 		Pages: cr.GetPages(), ChunkPages: cr.GetChunkPages(), Extractor: cr.GetExtractor(),
-		Chunks:   ChunkCounts{Total: cnt.Total, Done: cnt.Done, Failed: cnt.Failed, Running: cnt.Running, Queued: cnt.Pending},
+		Chunks:   ChunkCounts{Total: cnt.Total, Done: cnt.Done, Failed: cnt.Failed, Running: cnt.Running, Queued: cnt.Pending, Cancelled: cnt.Cancelled},
 		Progress: st.Progress(),
 		Model:    cr.GetModel(), Usage: usageView(st.Usage()), Retries: st.Retries(),
 		Credits:   JobCredits{Reserved: cr.GetCreditsReserved()},
@@ -95,7 +97,7 @@ type ChunkResult struct {
 	Index      int32           `json:"index"`
 	FirstPage  int32           `json:"first_page"`
 	LastPage   int32           `json:"last_page"`
-	Status     string          `json:"status" enum:"pending,running,done,failed"`
+	Status     string          `json:"status" enum:"pending,running,done,failed,cancelled"`
 	Node       string          `json:"node,omitempty"`
 	Attempts   int32           `json:"attempts"`
 	Output     json.RawMessage `json:"output,omitempty" doc:"The extractor's JSON output; for text: {pages:[{page,text}]}."`

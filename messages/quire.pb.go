@@ -686,7 +686,9 @@ type ChunkFailed struct {
 	Permanent bool `protobuf:"varint,5,opt,name=permanent,proto3" json:"permanent,omitempty"`
 	// rate_limited: the service asked us to slow down; such failures do not
 	// count against the job's attempt limit.
-	RateLimited   bool `protobuf:"varint,6,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
+	RateLimited bool `protobuf:"varint,6,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
+	// usage is what the failed attempt still consumed of a model.
+	Usage         *TokenUsage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -761,6 +763,13 @@ func (x *ChunkFailed) GetRateLimited() bool {
 		return x.RateLimited
 	}
 	return false
+}
+
+func (x *ChunkFailed) GetUsage() *TokenUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
 }
 
 type CancelRequested struct {
@@ -2945,14 +2954,15 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1f\n" +
 	"\vduration_ms\x18\x04 \x01(\x03R\n" +
 	"durationMs\x12*\n" +
-	"\x05usage\x18\x05 \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\xa8\x01\n" +
+	"\x05usage\x18\x05 \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\xd4\x01\n" +
 	"\vChunkFailed\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1c\n" +
 	"\tpermanent\x18\x05 \x01(\bR\tpermanent\x12!\n" +
-	"\frate_limited\x18\x06 \x01(\bR\vrateLimited\")\n" +
+	"\frate_limited\x18\x06 \x01(\bR\vrateLimited\x12*\n" +
+	"\x05usage\x18\a \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\")\n" +
 	"\x0fCancelRequested\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xa4\x01\n" +
 	"\vJobFinished\x12+\n" +
@@ -3205,38 +3215,39 @@ var file_messages_quire_proto_goTypes = []any{
 var file_messages_quire_proto_depIdxs = []int32{
 	3,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
 	7,  // 1: quire.v1.ChunkDone.usage:type_name -> quire.v1.TokenUsage
-	0,  // 2: quire.v1.JobFinished.status:type_name -> quire.v1.JobStatus
-	4,  // 3: quire.v1.JobEvent.created:type_name -> quire.v1.JobCreated
-	5,  // 4: quire.v1.JobEvent.planned:type_name -> quire.v1.ChunksPlanned
-	6,  // 5: quire.v1.JobEvent.chunk_started:type_name -> quire.v1.ChunkStarted
-	8,  // 6: quire.v1.JobEvent.chunk_done:type_name -> quire.v1.ChunkDone
-	9,  // 7: quire.v1.JobEvent.chunk_failed:type_name -> quire.v1.ChunkFailed
-	10, // 8: quire.v1.JobEvent.cancel_requested:type_name -> quire.v1.CancelRequested
-	11, // 9: quire.v1.JobEvent.finished:type_name -> quire.v1.JobFinished
-	1,  // 10: quire.v1.LedgerEntry.kind:type_name -> quire.v1.LedgerKind
-	14, // 11: quire.v1.AccountCreated.account:type_name -> quire.v1.Account
-	17, // 12: quire.v1.AccountCreated.balance:type_name -> quire.v1.Balance
-	17, // 13: quire.v1.CreditsGranted.balance:type_name -> quire.v1.Balance
-	16, // 14: quire.v1.CreditsGranted.entry:type_name -> quire.v1.LedgerEntry
-	12, // 15: quire.v1.ReserveCredits.job_events:type_name -> quire.v1.JobEvent
-	18, // 16: quire.v1.ReserveCredits.idempotency:type_name -> quire.v1.IdempotencyRecord
-	16, // 17: quire.v1.CreditsReserved.entry:type_name -> quire.v1.LedgerEntry
-	17, // 18: quire.v1.CreditsReserved.balance:type_name -> quire.v1.Balance
-	12, // 19: quire.v1.SettleCredits.finished:type_name -> quire.v1.JobEvent
-	17, // 20: quire.v1.CreditsSettled.balance:type_name -> quire.v1.Balance
-	17, // 21: quire.v1.BalanceReply.balance:type_name -> quire.v1.Balance
-	16, // 22: quire.v1.BalanceReply.recent:type_name -> quire.v1.LedgerEntry
-	2,  // 23: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
-	3,  // 24: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
-	30, // 25: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
-	7,  // 26: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
-	0,  // 27: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
-	0,  // 28: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	7,  // 2: quire.v1.ChunkFailed.usage:type_name -> quire.v1.TokenUsage
+	0,  // 3: quire.v1.JobFinished.status:type_name -> quire.v1.JobStatus
+	4,  // 4: quire.v1.JobEvent.created:type_name -> quire.v1.JobCreated
+	5,  // 5: quire.v1.JobEvent.planned:type_name -> quire.v1.ChunksPlanned
+	6,  // 6: quire.v1.JobEvent.chunk_started:type_name -> quire.v1.ChunkStarted
+	8,  // 7: quire.v1.JobEvent.chunk_done:type_name -> quire.v1.ChunkDone
+	9,  // 8: quire.v1.JobEvent.chunk_failed:type_name -> quire.v1.ChunkFailed
+	10, // 9: quire.v1.JobEvent.cancel_requested:type_name -> quire.v1.CancelRequested
+	11, // 10: quire.v1.JobEvent.finished:type_name -> quire.v1.JobFinished
+	1,  // 11: quire.v1.LedgerEntry.kind:type_name -> quire.v1.LedgerKind
+	14, // 12: quire.v1.AccountCreated.account:type_name -> quire.v1.Account
+	17, // 13: quire.v1.AccountCreated.balance:type_name -> quire.v1.Balance
+	17, // 14: quire.v1.CreditsGranted.balance:type_name -> quire.v1.Balance
+	16, // 15: quire.v1.CreditsGranted.entry:type_name -> quire.v1.LedgerEntry
+	12, // 16: quire.v1.ReserveCredits.job_events:type_name -> quire.v1.JobEvent
+	18, // 17: quire.v1.ReserveCredits.idempotency:type_name -> quire.v1.IdempotencyRecord
+	16, // 18: quire.v1.CreditsReserved.entry:type_name -> quire.v1.LedgerEntry
+	17, // 19: quire.v1.CreditsReserved.balance:type_name -> quire.v1.Balance
+	12, // 20: quire.v1.SettleCredits.finished:type_name -> quire.v1.JobEvent
+	17, // 21: quire.v1.CreditsSettled.balance:type_name -> quire.v1.Balance
+	17, // 22: quire.v1.BalanceReply.balance:type_name -> quire.v1.Balance
+	16, // 23: quire.v1.BalanceReply.recent:type_name -> quire.v1.LedgerEntry
+	2,  // 24: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
+	3,  // 25: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
+	30, // 26: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
+	7,  // 27: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
+	0,  // 28: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
+	0,  // 29: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_messages_quire_proto_init() }

@@ -102,10 +102,13 @@ func (a *Actor) run(ctx context.Context, timeout time.Duration) (res *messages.C
 		FirstPage: int(w.GetRange().GetFirstPage()), LastPage: int(w.GetRange().GetLastPage()),
 		Prompt: w.GetPrompt(), Schema: w.GetSchema(), Model: w.GetModel(),
 	})
+	// Usage counts whatever the attempt's outcome: a failed call may still cost tokens.
+	if u := out.Usage; u != (extract.Usage{}) {
+		res.Usage = &messages.TokenUsage{PromptTokens: u.PromptTokens, OutputTokens: u.OutputTokens, TotalTokens: u.TotalTokens}
+	}
 	switch {
 	case err == nil && ctx.Err() == nil:
 		res.Ok, res.Output = true, out.Output
-		res.Usage = &messages.TokenUsage{PromptTokens: out.Usage.PromptTokens, OutputTokens: out.Usage.OutputTokens, TotalTokens: out.Usage.TotalTokens}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		res.Error = fmt.Sprintf("pages %d-%d took longer than %s", w.GetRange().GetFirstPage(), w.GetRange().GetLastPage(), timeout)
 	case err == nil:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -79,7 +80,11 @@ var ErrUnknownExtractor = errors.New("extract: unknown extractor")
 func (r Registry) Get(name string) (Extractor, error) {
 	x, ok := r[name]
 	if !ok {
-		return nil, fmt.Errorf("%w %q (available: %v)", ErrUnknownExtractor, name, r.Names())
+		hint := ""
+		if name == "gemini" {
+			hint = " (the gemini extractor is on when the node has GEMINI_API_KEY)"
+		}
+		return nil, fmt.Errorf("%w %q: this node offers %s%s", ErrUnknownExtractor, name, strings.Join(r.Names(), ", "), hint)
 	}
 	return x, nil
 }

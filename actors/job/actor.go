@@ -173,7 +173,7 @@ func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
 	}
 	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
 		Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(), Error: msg, Permanent: permanent,
-		RateLimited: m.GetRateLimited(),
+		RateLimited: m.GetRateLimited(), Usage: m.GetUsage(),
 	}}})
 	if permanent {
 		a.maybeFinish(ctx)

@@ -20,6 +20,8 @@ const (
 	ChunkRunning ChunkStatus = "running"
 	ChunkDone    ChunkStatus = "done"
 	ChunkFailed  ChunkStatus = "failed"
+	// ChunkCancelled is a chunk that had not ended when its job was cancelled.
+	ChunkCancelled ChunkStatus = "cancelled"
 )
 
 // Chunk is the state of one chunk.
@@ -32,14 +34,29 @@ type Chunk struct {
 	Node        string
 	Error       string
 	DurationMs  int64
-	Usage       *messages.TokenUsage
+	// Usage adds up what every attempt of the chunk consumed of a model.
+	Usage *messages.TokenUsage
+}
+
+func (c *Chunk) addUsage(u *messages.TokenUsage) {
+	if u == nil {
+		return
+	}
+	if c.Usage == nil {
+		c.Usage = &messages.TokenUsage{}
+	}
+	c.Usage.PromptTokens += u.GetPromptTokens()
+	c.Usage.OutputTokens += u.GetOutputTokens()
+	c.Usage.TotalTokens += u.GetTotalTokens()
 }
 
 // Pages is how many pages the chunk covers.
 func (c *Chunk) Pages() int64 { return int64(c.Range.GetLastPage() - c.Range.GetFirstPage() + 1) }
 
-// Terminal reports whether the chunk is done or failed for good.
-func (c *Chunk) Terminal() bool { return c.Status == ChunkDone || c.Status == ChunkFailed }
+// Terminal reports whether the chunk is done, failed for good or cancelled.
+func (c *Chunk) Terminal() bool {
+	return c.Status == ChunkDone || c.Status == ChunkFailed || c.Status == ChunkCancelled
+}
 
 // State is a job folded from its events.
 type State struct {
@@ -102,7 +119,7 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 			return err
 		}
 		c.Status, c.Node, c.DurationMs, c.Error = ChunkDone, e.ChunkDone.GetNode(), e.ChunkDone.GetDurationMs(), ""
-		c.Usage = e.ChunkDone.GetUsage()
+		c.addUsage(e.ChunkDone.GetUsage())
 	case *messages.JobEvent_ChunkFailed:
 		c, err := s.chunk(e.ChunkFailed.GetIndex())
 		if err != nil {
@@ -112,6 +129,7 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 		if e.ChunkFailed.GetRateLimited() {
 			c.RateLimited++
 		}
+		c.addUsage(e.ChunkFailed.GetUsage())
 		c.Node, c.Error = e.ChunkFailed.GetNode(), e.ChunkFailed.GetError()
 		c.Status = ChunkPending
 		if e.ChunkFailed.GetPermanent() {
@@ -123,6 +141,11 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 	case *messages.JobEvent_Finished:
 		s.Finished = e.Finished
 		s.Status = e.Finished.GetStatus()
+		for _, c := range s.Chunks {
+			if !c.Terminal() { // only a cancelled job ends with chunks still open
+				c.Status = ChunkCancelled
+			}
+		}
 	default:
 		return fmt.Errorf("%w: unknown event %T", ErrBadLog, e)
 	}
@@ -138,7 +161,7 @@ func (s *State) chunk(i int32) (*Chunk, error) {
 
 // Counts is how many chunks are in each state.
 type Counts struct {
-	Total, Done, Failed, Running, Pending int
+	Total, Done, Failed, Running, Pending, Cancelled int
 }
 
 // Counts counts the chunks by status.
@@ -152,6 +175,8 @@ func (s *State) Counts() Counts {
 			c.Failed++
 		case ChunkRunning:
 			c.Running++
+		case ChunkCancelled:
+			c.Cancelled++
 		default:
 			c.Pending++
 		}
@@ -167,7 +192,7 @@ func (s *State) Progress() float64 {
 	var ended, total int64
 	for _, c := range s.Chunks {
 		total += c.Pages()
-		if c.Terminal() {
+		if c.Status == ChunkDone || c.Status == ChunkFailed {
 			ended += c.Pages()
 		}
 	}

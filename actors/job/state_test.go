@@ -217,8 +217,9 @@ func TestStateSummaries(t *testing.T) {
 		}},
 		{"cancelled", base().started(0, 1).done(0, 1).started(3, 1).failed(3, 1, true).started(1, 1).cancel().
 			finished(cancelled, 3, 7), summary{
-			// A cancelled job's progress is what was done, not 1.
-			Status: cancelled, Counts: Counts{Total: 4, Done: 1, Failed: 1, Running: 1, Pending: 1}, Progress: 0.4, DonePages: 3, Outcome: partial,
+			// A cancelled job's progress is what was done, not 1; the chunks
+			// that had not ended (one running, one pending) are cancelled.
+			Status: cancelled, Counts: Counts{Total: 4, Done: 1, Failed: 1, Cancelled: 2}, Progress: 0.4, DonePages: 3, AllEnded: true, Outcome: partial,
 		}},
 	}
 	for _, tc := range tests {

@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quirehq/quire/bench/fakegemini"
 )
 
 // sharedDir is the repository's sibling folder `shared`, seen from cmd/quire.
@@ -80,11 +82,14 @@ func quireBinary(tb testing.TB) string {
 
 // childEnv is the test's environment without QUIRE_* variables: every serve
 // flag has an environment twin, and a developer's QUIRE_ADMIN_TOKEN or
-// QUIRE_CONCURRENCY must not change what the tests start.
+// QUIRE_CONCURRENCY must not change what the tests start. GEMINI_* and
+// GOOGLE_* go too: a developer's GEMINI_API_KEY must neither turn the gemini
+// extractor on in a node that a test starts without it nor let a test reach
+// Google; tests that want the extractor pass the fake's variables in extra.
 func childEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "QUIRE_") {
+		if !strings.HasPrefix(kv, "QUIRE_") && !strings.HasPrefix(kv, "GEMINI_") && !strings.HasPrefix(kv, "GOOGLE_") {
 			env = append(env, kv)
 		}
 	}
@@ -235,6 +240,7 @@ type testNode struct {
 	dataDir    string
 	logDir     string
 	extraArgs  []string
+	env        []string // added to childEnv's environment
 	adminToken string
 	demoKey    string
 	http       *http.Client
@@ -250,9 +256,17 @@ type testNode struct {
 // SIGTERM when the test ends; its output is logged if the test failed.
 func startNode(tb testing.TB, extraArgs ...string) *testNode {
 	tb.Helper()
+	return startNodeEnv(tb, nil, extraArgs...)
+}
+
+// startNodeEnv is startNode with env (KEY=value) added to the node's
+// environment, e.g. fakeGemini.env().
+func startNodeEnv(tb testing.TB, env []string, extraArgs ...string) *testNode {
+	tb.Helper()
 	n := &testNode{
 		tb: tb, bin: quireBinary(tb), name: "e2e-" + sanitize(tb.Name()),
 		addr: freeAddr(tb), dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: extraArgs,
+		env:  env,
 		http: &http.Client{Timeout: 2 * time.Minute},
 	}
 	n.url = "http://" + n.addr
@@ -303,7 +317,7 @@ func (n *testNode) start() {
 	stdout := n.openLog("stdout")
 	stderr := n.openLog("stderr")
 	cmd := exec.Command(n.bin, args...)
-	cmd.Env = childEnv()
+	cmd.Env = childEnv(n.env...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		n.tb.Fatalf("start quire: %v", err)
@@ -437,6 +451,129 @@ func (n *testNode) listDir(tb testing.TB, sub string) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// ---- the fake Gemini API
+
+// fakeGeminiKey is the only API key the fakes that tests start accept, so a
+// node that does not pass its GEMINI_API_KEY on is caught.
+const fakeGeminiKey = "e2e-fake-gemini-key"
+
+// fakeGemini is one `quire fakegemini` process, started from the same binary
+// as the nodes. Its /stats are decoded into fakegemini.Stats: the fake is a
+// test tool, not the server under test, and its own type keeps the field
+// names honest.
+type fakeGemini struct {
+	tb     testing.TB
+	url    string
+	logDir string
+	http   *http.Client
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has exited
+	err    error         // its exit status, valid once exited is closed
+}
+
+// startFakeGemini starts `quire fakegemini` on a free 127.0.0.1 port with
+// args (e.g. "--faults", "unavailable_503=0.1") and waits until it answers
+// GET /stats. It is stopped with SIGTERM when the test ends; its output is
+// logged if the test failed.
+func startFakeGemini(tb testing.TB, args ...string) *fakeGemini {
+	tb.Helper()
+	bin := quireBinary(tb)
+	addr := freeAddr(tb)
+	f := &fakeGemini{tb: tb, url: "http://" + addr, logDir: tb.TempDir(), http: &http.Client{Timeout: 30 * time.Second}}
+	out, err := os.Create(filepath.Join(f.logDir, "output"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"fakegemini", "--addr", addr, "--api-key", fakeGeminiKey}, args...)...)
+	cmd.Env = childEnv()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		tb.Fatalf("start quire fakegemini: %v", err)
+	}
+	f.cmd, f.exited = cmd, make(chan struct{})
+	go func() {
+		f.err = cmd.Wait()
+		out.Close()
+		close(f.exited)
+	}()
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			b, _ := os.ReadFile(filepath.Join(f.logDir, "output"))
+			tb.Logf("output of quire fakegemini %s:\n%s", strings.Join(args, " "), b)
+		}
+	})
+	tb.Cleanup(f.stop)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := f.http.Get(f.url + "/stats")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return f
+			}
+		}
+		select {
+		case <-f.exited:
+			tb.Fatalf("quire fakegemini %s exited before it was ready: %v", strings.Join(args, " "), f.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("quire fakegemini not ready after 30s (last error %v)", err)
+		}
+	}
+}
+
+// env is what a node needs to offer the gemini extractor against this fake.
+func (f *fakeGemini) env() []string {
+	return []string{"GEMINI_API_KEY=" + fakeGeminiKey, "GOOGLE_GEMINI_BASE_URL=" + f.url}
+}
+
+// stats reads GET /stats.
+func (f *fakeGemini) stats(tb testing.TB) fakegemini.Stats {
+	tb.Helper()
+	res, err := f.http.Get(f.url + "/stats")
+	if err != nil {
+		tb.Fatalf("fake gemini /stats: %v", err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		tb.Fatalf("fake gemini /stats: %s %v: %s", res.Status, err, b)
+	}
+	var st fakegemini.Stats
+	if err := json.Unmarshal(b, &st); err != nil {
+		tb.Fatalf("fake gemini /stats: %v: %s", err, b)
+	}
+	if len(st.Outcomes) != len(fakegemini.Outcomes()) {
+		tb.Fatalf("fake gemini /stats has %d outcomes, want all %d: %s", len(st.Outcomes), len(fakegemini.Outcomes()), b)
+	}
+	return st
+}
+
+// stop sends SIGTERM and waits; the fake must exit cleanly.
+func (f *fakeGemini) stop() {
+	select {
+	case <-f.exited:
+		return
+	default:
+	}
+	_ = f.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-f.exited:
+		if f.err != nil {
+			f.tb.Errorf("quire fakegemini did not exit cleanly on SIGTERM: %v", f.err)
+		}
+	case <-time.After(15 * time.Second):
+		f.tb.Errorf("quire fakegemini still running 15s after SIGTERM; killing it")
+		_ = f.cmd.Process.Kill()
+		<-f.exited
+	}
+	f.http.CloseIdleConnections()
 }
 
 // ---- REST client
@@ -591,16 +728,27 @@ type jobView struct {
 	Pages      int     `json:"pages"`
 	ChunkPages int     `json:"chunk_pages"`
 	Extractor  string  `json:"extractor"`
+	Model      string  `json:"model"`
 	Progress   float64 `json:"progress"`
 	Error      string  `json:"error"`
+	Usage      *usage  `json:"usage"` // gemini; absent when no tokens were used
+	Retries    int     `json:"retries"`
 	Chunks     struct {
-		Total   int `json:"total"`
-		Done    int `json:"done"`
-		Failed  int `json:"failed"`
-		Running int `json:"running"`
-		Queued  int `json:"queued"`
+		Total     int `json:"total"`
+		Done      int `json:"done"`
+		Failed    int `json:"failed"`
+		Running   int `json:"running"`
+		Queued    int `json:"queued"`
+		Cancelled int `json:"cancelled"`
 	} `json:"chunks"`
 	Credits jobCredits `json:"credits"`
+}
+
+// usage is what model calls consumed, on a job and on each of its chunks.
+type usage struct {
+	PromptTokens int64 `json:"prompt_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+	TotalTokens  int64 `json:"total_tokens"`
 }
 
 type jobCredits struct {
@@ -625,6 +773,7 @@ type chunkView struct {
 	Node      string          `json:"node"`
 	Attempts  int             `json:"attempts"`
 	Output    json.RawMessage `json:"output"`
+	Usage     *usage          `json:"usage"` // gemini; absent when no tokens were used
 	Error     string          `json:"error"`
 }
 
@@ -778,7 +927,7 @@ func (c *apiClient) watch(tb testing.TB, first jobView, timeout time.Duration, u
 		if j.Chunks.Done < prev.Chunks.Done {
 			tb.Fatalf("chunks.done went from %d to %d", prev.Chunks.Done, j.Chunks.Done)
 		}
-		if sum := j.Chunks.Done + j.Chunks.Failed + j.Chunks.Running + j.Chunks.Queued; sum != j.Chunks.Total {
+		if sum := j.Chunks.Done + j.Chunks.Failed + j.Chunks.Running + j.Chunks.Queued + j.Chunks.Cancelled; sum != j.Chunks.Total {
 			tb.Fatalf("chunk counts do not add up to total %d: %+v", j.Chunks.Total, j.Chunks)
 		}
 		if until(j) {
