@@ -15,6 +15,7 @@ import (
 
 	"github.com/quirehq/quire/actors/job"
 	"github.com/quirehq/quire/actors/node"
+	"github.com/quirehq/quire/cluster"
 	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/persistence"
 )
@@ -33,6 +34,11 @@ type Backend interface {
 	Result(ctx context.Context, account, id string) (*node.Result, error)
 	Cancel(ctx context.Context, account, id string) (*job.State, error)
 	Ready(ctx context.Context) error
+	Name() string
+	Members(ctx context.Context) []cluster.Member
+	Drain(ctx context.Context) error
+	JobPDF(id string) (string, bool)
+	ClusterSecret() string
 }
 
 // Config sets up the API.
@@ -83,6 +89,8 @@ func New(cfg Config) *API {
 	addJobRoutes(a)
 	addEventRoutes(a)
 	addCreditRoutes(a)
+	addClusterRoutes(a)
+	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}", a.servePDF)
 	return a
 }
 

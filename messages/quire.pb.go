@@ -688,7 +688,10 @@ type ChunkFailed struct {
 	// count against the job's attempt limit.
 	RateLimited bool `protobuf:"varint,6,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
 	// usage is what the failed attempt still consumed of a model.
-	Usage         *TokenUsage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
+	Usage *TokenUsage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
+	// lost: the attempt was lost with its node (dead, left, or silent past its
+	// deadline); it does not count against the job's attempt limit.
+	Lost          bool `protobuf:"varint,8,opt,name=lost,proto3" json:"lost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -770,6 +773,13 @@ func (x *ChunkFailed) GetUsage() *TokenUsage {
 		return x.Usage
 	}
 	return nil
+}
+
+func (x *ChunkFailed) GetLost() bool {
+	if x != nil {
+		return x.Lost
+	}
+	return false
 }
 
 type CancelRequested struct {
@@ -2195,17 +2205,22 @@ func (x *LedgerError) GetMessage() string {
 
 // ChunkWork is one attempt at one chunk, handed to the dispatcher and then to a ChunkActor.
 type ChunkWork struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	AccountId     string                 `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	Range         *ChunkRange            `protobuf:"bytes,3,opt,name=range,proto3" json:"range,omitempty"`
-	Attempt       int32                  `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	PdfPath       string                 `protobuf:"bytes,5,opt,name=pdf_path,json=pdfPath,proto3" json:"pdf_path,omitempty"`
-	Extractor     string                 `protobuf:"bytes,6,opt,name=extractor,proto3" json:"extractor,omitempty"`
-	Prompt        string                 `protobuf:"bytes,7,opt,name=prompt,proto3" json:"prompt,omitempty"`
-	Schema        string                 `protobuf:"bytes,8,opt,name=schema,proto3" json:"schema,omitempty"`
-	TimeoutMs     int64                  `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
-	Model         string                 `protobuf:"bytes,10,opt,name=model,proto3" json:"model,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JobId     string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	AccountId string                 `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Range     *ChunkRange            `protobuf:"bytes,3,opt,name=range,proto3" json:"range,omitempty"`
+	Attempt   int32                  `protobuf:"varint,4,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	PdfPath   string                 `protobuf:"bytes,5,opt,name=pdf_path,json=pdfPath,proto3" json:"pdf_path,omitempty"`
+	Extractor string                 `protobuf:"bytes,6,opt,name=extractor,proto3" json:"extractor,omitempty"`
+	Prompt    string                 `protobuf:"bytes,7,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	Schema    string                 `protobuf:"bytes,8,opt,name=schema,proto3" json:"schema,omitempty"`
+	TimeoutMs int64                  `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Model     string                 `protobuf:"bytes,10,opt,name=model,proto3" json:"model,omitempty"`
+	// owner_node is the node whose store holds the job; a worker on another
+	// node fetches the PDF from source_url and checks it against file_sha256.
+	OwnerNode     string `protobuf:"bytes,11,opt,name=owner_node,json=ownerNode,proto3" json:"owner_node,omitempty"`
+	SourceUrl     string `protobuf:"bytes,12,opt,name=source_url,json=sourceUrl,proto3" json:"source_url,omitempty"`
+	FileSha256    string `protobuf:"bytes,13,opt,name=file_sha256,json=fileSha256,proto3" json:"file_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2306,6 +2321,27 @@ func (x *ChunkWork) GetTimeoutMs() int64 {
 func (x *ChunkWork) GetModel() string {
 	if x != nil {
 		return x.Model
+	}
+	return ""
+}
+
+func (x *ChunkWork) GetOwnerNode() string {
+	if x != nil {
+		return x.OwnerNode
+	}
+	return ""
+}
+
+func (x *ChunkWork) GetSourceUrl() string {
+	if x != nil {
+		return x.SourceUrl
+	}
+	return ""
+}
+
+func (x *ChunkWork) GetFileSha256() string {
+	if x != nil {
+		return x.FileSha256
 	}
 	return ""
 }
@@ -2702,6 +2738,105 @@ func (x *RetryFinish) GetError() string {
 	return ""
 }
 
+// MemberLost tells JobActors that a node is gone: attempts placed on it are lost.
+type MemberLost struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberLost) Reset() {
+	*x = MemberLost{}
+	mi := &file_messages_quire_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberLost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberLost) ProtoMessage() {}
+
+func (x *MemberLost) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberLost.ProtoReflect.Descriptor instead.
+func (*MemberLost) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *MemberLost) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// AttemptDeadline is a JobActor's reminder that an attempt should have
+// answered by now (the node running it may be stopped or cut off).
+type AttemptDeadline struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttemptDeadline) Reset() {
+	*x = AttemptDeadline{}
+	mi := &file_messages_quire_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttemptDeadline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttemptDeadline) ProtoMessage() {}
+
+func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttemptDeadline.ProtoReflect.Descriptor instead.
+func (*AttemptDeadline) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AttemptDeadline) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AttemptDeadline) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
 type CancelJob struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -2712,7 +2847,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_messages_quire_proto_msgTypes[34]
+	mi := &file_messages_quire_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +2859,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[34]
+	mi := &file_messages_quire_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +2872,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{34}
+	return file_messages_quire_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CancelJob) GetJobId() string {
@@ -2765,7 +2900,7 @@ type CancelReply struct {
 
 func (x *CancelReply) Reset() {
 	*x = CancelReply{}
-	mi := &file_messages_quire_proto_msgTypes[35]
+	mi := &file_messages_quire_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +2912,7 @@ func (x *CancelReply) String() string {
 func (*CancelReply) ProtoMessage() {}
 
 func (x *CancelReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[35]
+	mi := &file_messages_quire_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +2925,7 @@ func (x *CancelReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReply.ProtoReflect.Descriptor instead.
 func (*CancelReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{35}
+	return file_messages_quire_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CancelReply) GetStatus() JobStatus {
@@ -2815,7 +2950,7 @@ type DispatcherStats struct {
 
 func (x *DispatcherStats) Reset() {
 	*x = DispatcherStats{}
-	mi := &file_messages_quire_proto_msgTypes[36]
+	mi := &file_messages_quire_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +2962,7 @@ func (x *DispatcherStats) String() string {
 func (*DispatcherStats) ProtoMessage() {}
 
 func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[36]
+	mi := &file_messages_quire_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +2975,7 @@ func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStats.ProtoReflect.Descriptor instead.
 func (*DispatcherStats) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{36}
+	return file_messages_quire_proto_rawDescGZIP(), []int{38}
 }
 
 type DispatcherStatsReply struct {
@@ -2854,7 +2989,7 @@ type DispatcherStatsReply struct {
 
 func (x *DispatcherStatsReply) Reset() {
 	*x = DispatcherStatsReply{}
-	mi := &file_messages_quire_proto_msgTypes[37]
+	mi := &file_messages_quire_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +3001,7 @@ func (x *DispatcherStatsReply) String() string {
 func (*DispatcherStatsReply) ProtoMessage() {}
 
 func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[37]
+	mi := &file_messages_quire_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +3014,7 @@ func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStatsReply.ProtoReflect.Descriptor instead.
 func (*DispatcherStatsReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{37}
+	return file_messages_quire_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DispatcherStatsReply) GetCapacity() int32 {
@@ -2954,7 +3089,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1f\n" +
 	"\vduration_ms\x18\x04 \x01(\x03R\n" +
 	"durationMs\x12*\n" +
-	"\x05usage\x18\x05 \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\xd4\x01\n" +
+	"\x05usage\x18\x05 \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\xe8\x01\n" +
 	"\vChunkFailed\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
@@ -2962,7 +3097,8 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1c\n" +
 	"\tpermanent\x18\x05 \x01(\bR\tpermanent\x12!\n" +
 	"\frate_limited\x18\x06 \x01(\bR\vrateLimited\x12*\n" +
-	"\x05usage\x18\a \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\")\n" +
+	"\x05usage\x18\a \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\x12\x12\n" +
+	"\x04lost\x18\b \x01(\bR\x04lost\")\n" +
 	"\x0fCancelRequested\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xa4\x01\n" +
 	"\vJobFinished\x12+\n" +
@@ -3082,7 +3218,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x19CODE_INSUFFICIENT_CREDITS\x10\x01\x12\x18\n" +
 	"\x14CODE_UNKNOWN_ACCOUNT\x10\x02\x12\x10\n" +
 	"\fCODE_INVALID\x10\x03\x12\x10\n" +
-	"\fCODE_STORAGE\x10\x04\"\xa5\x02\n" +
+	"\fCODE_STORAGE\x10\x04\"\x84\x03\n" +
 	"\tChunkWork\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -3096,7 +3232,13 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\t \x01(\x03R\ttimeoutMs\x12\x14\n" +
 	"\x05model\x18\n" +
-	" \x01(\tR\x05model\"8\n" +
+	" \x01(\tR\x05model\x12\x1d\n" +
+	"\n" +
+	"owner_node\x18\v \x01(\tR\townerNode\x12\x1d\n" +
+	"\n" +
+	"source_url\x18\f \x01(\tR\tsourceUrl\x12\x1f\n" +
+	"\vfile_sha256\x18\r \x01(\tR\n" +
+	"fileSha256\"8\n" +
 	"\rDispatchChunk\x12'\n" +
 	"\x04work\x18\x01 \x01(\v2\x13.quire.v1.ChunkWorkR\x04work\"i\n" +
 	"\fChunkRunning\x12\x15\n" +
@@ -3126,7 +3268,13 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\"P\n" +
 	"\vRetryFinish\x12+\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x13.quire.v1.JobStatusR\x06status\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\":\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\" \n" +
+	"\n" +
+	"MemberLost\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"A\n" +
+	"\x0fAttemptDeadline\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\":\n" +
 	"\tCancelJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"V\n" +
@@ -3168,7 +3316,7 @@ func file_messages_quire_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_quire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_messages_quire_proto_goTypes = []any{
 	(JobStatus)(0),               // 0: quire.v1.JobStatus
 	(LedgerKind)(0),              // 1: quire.v1.LedgerKind
@@ -3207,10 +3355,12 @@ var file_messages_quire_proto_goTypes = []any{
 	(*ForgetJob)(nil),            // 34: quire.v1.ForgetJob
 	(*RetryChunk)(nil),           // 35: quire.v1.RetryChunk
 	(*RetryFinish)(nil),          // 36: quire.v1.RetryFinish
-	(*CancelJob)(nil),            // 37: quire.v1.CancelJob
-	(*CancelReply)(nil),          // 38: quire.v1.CancelReply
-	(*DispatcherStats)(nil),      // 39: quire.v1.DispatcherStats
-	(*DispatcherStatsReply)(nil), // 40: quire.v1.DispatcherStatsReply
+	(*MemberLost)(nil),           // 37: quire.v1.MemberLost
+	(*AttemptDeadline)(nil),      // 38: quire.v1.AttemptDeadline
+	(*CancelJob)(nil),            // 39: quire.v1.CancelJob
+	(*CancelReply)(nil),          // 40: quire.v1.CancelReply
+	(*DispatcherStats)(nil),      // 41: quire.v1.DispatcherStats
+	(*DispatcherStatsReply)(nil), // 42: quire.v1.DispatcherStatsReply
 }
 var file_messages_quire_proto_depIdxs = []int32{
 	3,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
@@ -3270,7 +3420,7 @@ func file_messages_quire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_quire_proto_rawDesc), len(file_messages_quire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

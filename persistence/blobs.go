@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -152,4 +153,58 @@ func (s *Store) cleanTmp() error {
 		s.log.Info("removed unfinished upload", "path", p)
 	}
 	return nil
+}
+
+// cachePath is where a PDF fetched from another node is kept while this
+// node works on the job's chunks.
+func (s *Store) cachePath(job string) string {
+	return filepath.Join(s.cache, job+".pdf")
+}
+
+// CachedBlob returns the local copy of another node's job PDF, calling fill
+// to fetch it the first time. The copy is checked against wantSHA256 (hex)
+// before use; concurrent callers for one job share one fetch.
+func (s *Store) CachedBlob(ctx context.Context, job, wantSHA256 string, fill func(ctx context.Context, w io.Writer) error) (string, error) {
+	dst := s.cachePath(job)
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	_, err, _ := s.fetches.Do(job, func() (any, error) {
+		if _, err := os.Stat(dst); err == nil {
+			return nil, nil
+		}
+		up, err := s.NewUpload()
+		if err != nil {
+			return nil, err
+		}
+		defer up.Abort()
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(fill(ctx, pw)) }()
+		if _, err := up.Receive(pr, 0); err != nil {
+			pr.CloseWithError(err)
+			return nil, fmt.Errorf("persistence: fetch pdf of %s: %w", job, err)
+		}
+		if wantSHA256 != "" && up.SHA256() != wantSHA256 {
+			return nil, fmt.Errorf("persistence: fetched pdf of %s does not match its checksum", job)
+		}
+		if err := up.f.Close(); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(up.f.Name(), dst); err != nil {
+			return nil, fmt.Errorf("persistence: keep fetched pdf of %s: %w", job, err)
+		}
+		up.done = true
+		return nil, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// RemoveCached deletes the local copy of another node's job PDF, if any.
+func (s *Store) RemoveCached(job string) {
+	if err := os.Remove(s.cachePath(job)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("remove cached pdf", "job", job, "err", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -27,8 +28,11 @@ type Store struct {
 	db    *pebble.DB
 	dir   string
 	blobs string
+	cache string
 	tmp   string
 	log   *slog.Logger
+	// fetches makes concurrent fetches of one job's PDF from another node one.
+	fetches singleflight.Group
 }
 
 // Open opens (or creates) the store in dir. Uploads left in dir/tmp by a
@@ -41,10 +45,15 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	s := &Store{
 		dir:   dir,
 		blobs: filepath.Join(dir, "blobs"),
+		cache: filepath.Join(dir, "cache"),
 		tmp:   filepath.Join(dir, "tmp"),
 		log:   log,
 	}
-	for _, d := range []string{dir, s.blobs, s.tmp} {
+	// Copies of other nodes' PDFs are fetched again when needed.
+	if err := os.RemoveAll(s.cache); err != nil {
+		return nil, fmt.Errorf("persistence: clean cache: %w", err)
+	}
+	for _, d := range []string{dir, s.blobs, s.cache, s.tmp} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("persistence: create %s: %w", d, err)
 		}

@@ -26,15 +26,21 @@ type Actor struct {
 	extractor extract.Extractor
 	node      string
 	log       *slog.Logger
+	source    Source
 	cancel    context.CancelFunc
 	watchdog  *time.Timer
 	reported  bool
 }
 
-// Props makes a ChunkActor for one attempt.
-func Props(work *messages.ChunkWork, x extract.Extractor, node string, log *slog.Logger) *actor.Props {
+// Source gives the local path of the PDF of work that belongs to a job of
+// another node (fetching it from that node the first time).
+type Source func(ctx context.Context, work *messages.ChunkWork) (string, error)
+
+// Props makes a ChunkActor for one attempt on node. source may be nil when
+// every job is local.
+func Props(work *messages.ChunkWork, x extract.Extractor, node string, source Source, log *slog.Logger) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Actor{work: work, extractor: x, node: node, log: log}
+		return &Actor{work: work, extractor: x, node: node, source: source, log: log}
 	})
 }
 
@@ -97,8 +103,20 @@ func (a *Actor) run(ctx context.Context, timeout time.Duration) (res *messages.C
 			res.Permanent = false
 		}
 	}()
+	path := w.GetPdfPath()
+	if owner := w.GetOwnerNode(); owner != "" && owner != a.node && a.source != nil {
+		p, err := a.source(ctx, w)
+		if err != nil {
+			res.Error = fmt.Sprintf("could not fetch the PDF from node %s: %v", owner, err)
+			if ctx.Err() != nil {
+				res.Error = "cancelled"
+			}
+			return res
+		}
+		path = p
+	}
 	out, err := a.extractor.Extract(ctx, extract.Request{
-		JobID: w.GetJobId(), PDFPath: w.GetPdfPath(),
+		JobID: w.GetJobId(), PDFPath: path,
 		FirstPage: int(w.GetRange().GetFirstPage()), LastPage: int(w.GetRange().GetLastPage()),
 		Prompt: w.GetPrompt(), Schema: w.GetSchema(), Model: w.GetModel(),
 	})

@@ -46,7 +46,7 @@ func runChunk(tb testing.TB, x extract.Extractor, timeout time.Duration) *messag
 	sys := actor.NewActorSystem()
 	tb.Cleanup(sys.Shutdown)
 	work := &messages.ChunkWork{JobId: "j", Range: &messages.ChunkRange{Index: 2, FirstPage: 61, LastPage: 90}, Attempt: 1, TimeoutMs: timeout.Milliseconds()}
-	p := &parent{props: chunk.Props(work, x, "n1", slog.Default()), got: make(chan *messages.ChunkResult, 1)}
+	p := &parent{props: chunk.Props(work, x, "n1", nil, slog.Default()), got: make(chan *messages.ChunkResult, 1)}
 	sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return p }))
 	select {
 	case r := <-p.got:

@@ -15,7 +15,11 @@ type Config struct {
 	Node       string
 	Capacity   int
 	Extractors extract.Registry
-	Log        *slog.Logger
+	// Source fetches the PDF of another node's job; nil when all jobs are local.
+	Source chunk.Source
+	// Forget is called when a job ends, to drop what this node kept of it.
+	Forget func(job string)
+	Log    *slog.Logger
 }
 
 type running struct {
@@ -80,6 +84,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 		a.pump(ctx)
 	case *messages.ForgetJob:
+		if a.cfg.Forget != nil {
+			a.cfg.Forget(m.GetJobId())
+		}
 		a.queue.drop(m.GetJobId())
 		delete(a.owners, m.GetJobId())
 		for id, r := range a.running {
@@ -114,7 +121,7 @@ func (a *Actor) pump(ctx actor.Context) {
 			})
 			continue
 		}
-		pid := ctx.Spawn(chunk.Props(w, x, a.cfg.Node, a.cfg.Log))
+		pid := ctx.Spawn(chunk.Props(w, x, a.cfg.Node, a.cfg.Source, a.cfg.Log))
 		a.running[pid.GetId()] = &running{work: w, owner: owner}
 		ctx.Send(owner, &messages.ChunkRunning{
 			JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,

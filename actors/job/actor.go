@@ -17,10 +17,15 @@ import (
 
 // Config is what every JobActor of a node shares.
 type Config struct {
-	Node         string
-	Store        *persistence.Store
-	Ledger       *ledger.Client
-	Dispatcher   *actor.PID
+	Node       string
+	Store      *persistence.Store
+	Ledger     *ledger.Client
+	Dispatcher *actor.PID
+	// Placer chooses the node of each attempt; nil places all on Dispatcher.
+	Placer Placer
+	// SourceURL is where workers on other nodes fetch a job's PDF:
+	// SourceURL + "/" + job id.
+	SourceURL    string
 	ChunkTimeout time.Duration
 	// RetryBase is the first backoff after a transient failure; it doubles
 	// with each failure of the same chunk, up to RetryMax, with jitter.
@@ -35,7 +40,8 @@ type Actor struct {
 	cfg       Config
 	id        string
 	st        *State
-	inFlight  map[int32]int32 // chunk -> attempt handed to the dispatcher
+	inFlight  map[int32]int32  // chunk -> attempt handed to a dispatcher
+	placedOn  map[int32]string // chunk -> node of its attempt in flight
 	finishing bool
 }
 
@@ -44,6 +50,9 @@ type Actor struct {
 func Props(cfg Config, id string) *actor.Props {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Placer == nil {
+		cfg.Placer = LocalPlacer{Node: cfg.Node, Dispatcher: cfg.Dispatcher}
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Actor{cfg: cfg, id: id}
@@ -59,12 +68,19 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.start(ctx)
 	case *messages.ChunkRunning:
-		a.running(m)
+		a.running(ctx, m)
 	case *messages.ChunkResult:
 		a.result(ctx, m)
 	case *messages.RetryChunk:
 		if c, err := a.st.chunk(m.GetIndex()); err == nil && c.Status == ChunkPending && !a.st.CancelRequested {
 			a.dispatch(ctx, c)
+		}
+	case *messages.MemberLost:
+		a.memberLost(ctx, m.GetNode())
+	case *messages.AttemptDeadline:
+		if c := a.current(m.GetIndex(), m.GetAttempt()); c != nil {
+			node := a.placedOn[m.GetIndex()]
+			a.lose(ctx, c, m.GetAttempt(), fmt.Sprintf("node %s did not answer within %s", node, a.deadline()))
 		}
 	case *messages.RetryFinish:
 		if !a.st.Status.Terminal() {
@@ -77,6 +93,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 
 func (a *Actor) start(ctx actor.Context) {
 	a.inFlight = map[int32]int32{}
+	a.placedOn = map[int32]string{}
 	evs, err := a.cfg.Store.JobEvents(a.id)
 	if err != nil {
 		panic(fmt.Errorf("job %s: load events: %w", a.id, err))
@@ -106,14 +123,87 @@ func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
 	if prev, ok := a.inFlight[c.Range.GetIndex()]; ok && prev >= attempt {
 		attempt = prev + 1
 	}
-	a.inFlight[c.Range.GetIndex()] = attempt
+	place, ok := a.cfg.Placer.Pick()
+	if !ok {
+		// No node can take work now (all draining): try again shortly.
+		a.retryLater(ctx, c, time.Second)
+		return
+	}
+	index := c.Range.GetIndex()
+	a.inFlight[index] = attempt
+	a.placedOn[index] = place.Node
 	cr := a.st.Created
-	ctx.Request(a.cfg.Dispatcher, &messages.DispatchChunk{Work: &messages.ChunkWork{
+	ctx.Request(place.Dispatcher, &messages.DispatchChunk{Work: &messages.ChunkWork{
 		JobId: a.id, AccountId: cr.GetAccountId(), Range: c.Range, Attempt: attempt,
 		PdfPath: a.cfg.Store.BlobPath(a.id), Extractor: cr.GetExtractor(),
 		Prompt: cr.GetPrompt(), Schema: cr.GetSchema(), Model: cr.GetModel(), TimeoutMs: a.cfg.ChunkTimeout.Milliseconds(),
+		OwnerNode: a.cfg.Node, SourceUrl: a.cfg.SourceURL + "/" + a.id, FileSha256: cr.GetFileSha256(),
 	}})
+	// A node that stops answering (stopped, cut off) would hold the chunk for
+	// ever: past a deadline the attempt is given up and placed again. The
+	// queue wait on a busy node counts here, so this deadline is generous; a
+	// tighter one starts when the chunk starts (running). This node's own
+	// dispatcher cannot go silent without this actor going too.
+	if place.Node != a.cfg.Node {
+		a.remind(ctx, index, attempt, a.deadline())
+	}
 }
+
+func (a *Actor) remind(ctx actor.Context, index, attempt int32, after time.Duration) {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	time.AfterFunc(after, func() { root.Send(self, &messages.AttemptDeadline{Index: index, Attempt: attempt}) })
+}
+
+// deadline is how long an attempt may take, queueing on its node included,
+// before it is given up.
+func (a *Actor) deadline() time.Duration {
+	return 3*a.cfg.ChunkTimeout + 15*time.Second
+}
+
+// settled marks chunk index as no longer in flight on its node.
+func (a *Actor) settled(index int32) {
+	if node, ok := a.placedOn[index]; ok {
+		a.cfg.Placer.Release(node)
+		delete(a.placedOn, index)
+	}
+	delete(a.inFlight, index)
+}
+
+// memberLost gives up every attempt in flight on node and places it again.
+func (a *Actor) memberLost(ctx actor.Context, node string) {
+	for index, on := range a.placedOn {
+		if on != node {
+			continue
+		}
+		if c := a.current(index, a.inFlight[index]); c != nil {
+			a.lose(ctx, c, a.inFlight[index], fmt.Sprintf("node %s was lost while running this chunk", node))
+		}
+	}
+}
+
+// lose records that an attempt was lost with its node (it does not count
+// against the attempt limit) and places the chunk again at once.
+func (a *Actor) lose(ctx actor.Context, c *Chunk, attempt int32, why string) {
+	index := c.Range.GetIndex()
+	node := a.placedOn[index]
+	a.settled(index)
+	a.cfg.Log.Warn("chunk attempt lost", "job", a.id, "chunk", index, "attempt", attempt, "node", node, "why", why)
+	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
+		Index: index, Attempt: attempt, Node: node, Error: why, Lost: true,
+	}}})
+	if c.Lost >= maxLost {
+		a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
+			Index: index, Attempt: attempt, Node: node, Permanent: true,
+			Error: fmt.Sprintf("%s (gave up after losing %d attempts)", why, c.Lost),
+		}}})
+		a.maybeFinish(ctx)
+		return
+	}
+	a.dispatch(ctx, c)
+}
+
+// maxLost bounds how often one chunk's attempts may be lost with their nodes.
+const maxLost = 20
 
 // current returns the chunk a message is about, or nil when the message is
 // stale: from an attempt the job no longer waits for.
@@ -128,13 +218,17 @@ func (a *Actor) current(index, attempt int32) *Chunk {
 	return c
 }
 
-func (a *Actor) running(m *messages.ChunkRunning) {
+func (a *Actor) running(ctx actor.Context, m *messages.ChunkRunning) {
 	if a.current(m.GetIndex(), m.GetAttempt()) == nil {
 		return
 	}
 	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkStarted{ChunkStarted: &messages.ChunkStarted{
 		Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(),
 	}}})
+	if m.GetNode() != a.cfg.Node {
+		// The attempt has its own deadline and a watchdog past it.
+		a.remind(ctx, m.GetIndex(), m.GetAttempt(), a.cfg.ChunkTimeout+15*time.Second)
+	}
 }
 
 func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
@@ -143,7 +237,7 @@ func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
 		a.cfg.Log.Debug("stale chunk result ignored", "job", a.id, "chunk", m.GetIndex(), "attempt", m.GetAttempt())
 		return
 	}
-	delete(a.inFlight, m.GetIndex())
+	a.settled(m.GetIndex())
 	if m.GetOk() {
 		ev := a.event(&messages.JobEvent{Event: &messages.JobEvent_ChunkDone{ChunkDone: &messages.ChunkDone{
 			Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(), DurationMs: m.GetDurationMs(), Usage: m.GetUsage(),
@@ -161,12 +255,12 @@ func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
 	// chunk failing: it does not count against the attempt limit, only
 	// against a much larger one that stops a chunk from waiting for ever.
 	maxAttempts := a.st.Created.GetMaxAttempts()
-	failures := c.Failures - c.RateLimited
+	failures := c.Failures - c.RateLimited - c.Lost
 	if !m.GetRateLimited() {
 		failures++
 	}
 	permanent := m.GetPermanent() || failures >= maxAttempts ||
-		c.Attempts-c.RateLimited >= 2*maxAttempts || c.RateLimited >= maxRateLimited
+		c.Attempts-c.RateLimited-c.Lost >= 2*maxAttempts || c.RateLimited >= maxRateLimited
 	msg := m.GetError()
 	if !m.GetPermanent() && permanent {
 		msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, c.Attempts)
@@ -207,7 +301,9 @@ func (a *Actor) cancel(ctx actor.Context, m *messages.CancelJob) *messages.Cance
 	if !a.st.CancelRequested {
 		a.persist(&messages.JobEvent{Event: &messages.JobEvent_CancelRequested{CancelRequested: &messages.CancelRequested{Reason: m.GetReason()}}})
 	}
-	ctx.Send(a.cfg.Dispatcher, &messages.ForgetJob{JobId: a.id})
+	for _, d := range a.cfg.Placer.Dispatchers() {
+		ctx.Send(d, &messages.ForgetJob{JobId: a.id})
+	}
 	a.finish(ctx, messages.JobStatus_JOB_STATUS_CANCELLED, "")
 	return &messages.CancelReply{Status: a.st.Status, Accepted: true}
 }
@@ -264,7 +360,12 @@ func (a *Actor) finish(ctx actor.Context, status messages.JobStatus, errMsg stri
 
 // done releases what the job held and stops the actor.
 func (a *Actor) done(ctx actor.Context) {
-	ctx.Send(a.cfg.Dispatcher, &messages.ForgetJob{JobId: a.id})
+	for index := range a.placedOn {
+		a.settled(index)
+	}
+	for _, d := range a.cfg.Placer.Dispatchers() {
+		ctx.Send(d, &messages.ForgetJob{JobId: a.id})
+	}
 	if err := a.cfg.Store.RemoveBlob(a.id); err != nil {
 		a.cfg.Log.Warn("remove job pdf", "job", a.id, "err", err)
 	}

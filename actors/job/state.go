@@ -31,6 +31,7 @@ type Chunk struct {
 	Attempts    int32 // attempts started
 	Failures    int32 // attempts that failed (rate-limited ones included)
 	RateLimited int32 // attempts turned away by a rate limit
+	Lost        int32 // attempts lost with their node
 	Node        string
 	Error       string
 	DurationMs  int64
@@ -130,6 +131,9 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 			c.RateLimited++
 		}
 		c.addUsage(e.ChunkFailed.GetUsage())
+		if e.ChunkFailed.GetLost() {
+			c.Lost++
+		}
 		c.Node, c.Error = e.ChunkFailed.GetNode(), e.ChunkFailed.GetError()
 		c.Status = ChunkPending
 		if e.ChunkFailed.GetPermanent() {

@@ -26,8 +26,15 @@ type Config struct {
 	ChunkTimeout   time.Duration // deadline of one attempt
 	RetryBase      time.Duration
 	RetryMax       time.Duration
-	Log            *slog.Logger
-	Now            func() time.Time
+	// Cluster: all empty for a node on its own.
+	GossipAddr    string   // memberlist bind address (host:port)
+	RemoteAddr    string   // actor-system (gRPC) address (host:port)
+	Join          []string // gossip addresses of members to join
+	HTTPURL       string   // this node's REST API as the others reach it (http://host:port)
+	ClusterSecret string   // what nodes present to fetch each other's PDFs
+
+	Log *slog.Logger
+	Now func() time.Time
 }
 
 // Defaults.
@@ -98,6 +105,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts must be at least 1 (got %d)", c.MaxAttempts))
+	}
+	if c.GossipAddr != "" && (c.RemoteAddr == "" || c.HTTPURL == "" || c.ClusterSecret == "") {
+		errs = append(errs, errors.New("a clustered node (gossip address set) needs a remote address, its HTTP URL and a cluster secret"))
 	}
 	if c.ChunkTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("chunk timeout must be positive (got %s)", c.ChunkTimeout))

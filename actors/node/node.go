@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/quirehq/quire/actors/dispatch"
 	"github.com/quirehq/quire/actors/job"
 	"github.com/quirehq/quire/actors/ledger"
+	"github.com/quirehq/quire/cluster"
 	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/persistence"
 )
@@ -24,10 +27,16 @@ type Node struct {
 	ledger     *ledger.Client
 	dispatcher *actor.PID
 	jobCfg     job.Config
+	remote     *remote.Remote   // nil unless clustered
+	cluster    *cluster.Cluster // nil unless clustered
+	placer     *placer          // nil unless clustered
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
-		closed bool // no job actor is started once set
+		closed   bool // no job actor is started once set
+		draining bool
 	}
 }
 
@@ -48,25 +57,55 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Log.With("component", "actors")
 	}))
+	n := &Node{cfg: cfg, system: system}
+	// Remote first: PIDs made before it starts would not carry its address.
+	if cfg.RemoteAddr != "" {
+		r, err := startRemote(system, cfg.RemoteAddr)
+		if err != nil {
+			return nil, err
+		}
+		n.remote = r
+	}
 	ledgerPID, err := system.Root.SpawnNamed(ledger.Props(cfg.Store, cfg.Log.With("component", "ledger"), cfg.Now), "ledger")
 	if err != nil {
 		return nil, fmt.Errorf("node: start ledger: %w", err)
 	}
 	dispatcherPID, err := system.Root.SpawnNamed(dispatch.Props(dispatch.Config{
 		Node: cfg.Name, Capacity: cfg.Concurrency, Extractors: cfg.Extractors, Log: cfg.Log.With("component", "dispatch"),
-	}), "dispatcher")
+		Source: n.fetchPDF, Forget: cfg.Store.RemoveCached,
+	}), dispatcherName)
 	if err != nil {
 		return nil, fmt.Errorf("node: start dispatcher: %w", err)
 	}
-	n := &Node{cfg: cfg, system: system, dispatcher: dispatcherPID}
+	n.dispatcher = dispatcherPID
 	n.ledger = ledger.NewClient(system.Root, ledgerPID, 10*time.Second)
 	n.jobCfg = job.Config{
 		Node: cfg.Name, Store: cfg.Store, Ledger: n.ledger, Dispatcher: dispatcherPID,
+		SourceURL:    strings.TrimRight(cfg.HTTPURL, "/") + InternalPDFPath,
 		ChunkTimeout: cfg.ChunkTimeout, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		Log: cfg.Log.With("component", "job"), Now: cfg.Now,
 	}
+	bg, stop := context.WithCancel(context.Background())
+	n.stop = stop
+	if cfg.GossipAddr != "" {
+		c, err := cluster.Start(ctx, cluster.Config{
+			Name: cfg.Name, BindAddr: cfg.GossipAddr, Join: cfg.Join, Log: cfg.Log.With("component", "cluster"),
+			Meta: cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, RemoteAddr: system.Address(), Capacity: cfg.Concurrency},
+		})
+		if err != nil {
+			stop()
+			system.Shutdown()
+			return nil, fmt.Errorf("node: join the cluster: %w", err)
+		}
+		n.cluster = c
+		n.placer = newPlacer(c, cfg.Name, dispatcherPID)
+		n.jobCfg.Placer = n.placer
+		n.wg.Add(2)
+		go func() { defer n.wg.Done(); n.watchMembers(bg) }()
+		go func() { defer n.wg.Done(); n.publishLoad(bg, 500*time.Millisecond) }()
+	}
 	if err := n.recover(); err != nil {
-		system.Shutdown()
+		n.Close()
 		return nil, err
 	}
 	return n, nil
@@ -130,6 +169,15 @@ func (n *Node) Close() {
 	if closed {
 		return
 	}
+	if n.cluster != nil {
+		lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.cluster.Leave(lctx); err != nil {
+			n.cfg.Log.Warn("leave the cluster", "err", err)
+		}
+		cancel()
+	}
+	n.stop()
+	n.wg.Wait()
 	root := n.system.Root
 	stopAll := func(pids ...*actor.PID) {
 		futures := make([]*actor.Future, len(pids))
@@ -155,6 +203,12 @@ func (n *Node) Close() {
 	stopAll(jobs...)
 	stopAll(n.dispatcher)
 	stopAll(n.ledger.PID())
+	if n.cluster != nil {
+		_ = n.cluster.Close()
+	}
+	if n.remote != nil {
+		n.remote.Shutdown(true)
+	}
 	n.system.Shutdown()
 }
 
@@ -191,4 +245,38 @@ func (n *Node) Ready(ctx context.Context) error {
 		return fmt.Errorf("store not readable: %w", err)
 	}
 	return nil
+}
+
+// Drain stops placing new work on this node; what runs here finishes. It is
+// gossiped, so the other nodes stop placing here too.
+func (n *Node) Drain(ctx context.Context) error {
+	n.mu.Lock()
+	n.mu.draining = true
+	n.mu.Unlock()
+	if n.cluster == nil {
+		return nil
+	}
+	return n.cluster.UpdateMeta(ctx, func(m *cluster.Meta) { m.Draining = true })
+}
+
+func (n *Node) draining() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mu.draining
+}
+
+// WaitIdle waits until this node runs no chunk (after Drain), or ctx ends.
+func (n *Node) WaitIdle(ctx context.Context) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if st, err := n.Slots(ctx); err == nil && st.GetBusy() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +52,12 @@ type serveFlags struct {
 	geminiRPM      int
 	geminiTPM      int
 	geminiInlineMB int64
+	gossipAddr     string
+	remoteAddr     string
+	join           []string
+	advertiseURL   string
+	clusterSecret  string
+	drainTimeout   time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -93,6 +101,12 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.IntVar(&f.geminiRPM, "gemini-rpm", 0, "Gemini requests per minute this node may send (0: no limit)")
 	fl.IntVar(&f.geminiTPM, "gemini-tpm", 0, "Gemini tokens per minute this node may send (0: no limit)")
 	fl.Int64Var(&f.geminiInlineMB, "gemini-inline-max-mb", 15, "chunks larger than this go through Gemini's Files API instead of inline")
+	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "memberlist gossip address (host:port); set it to run in a cluster")
+	fl.StringVar(&f.remoteAddr, "remote-addr", "", "actor-system (gRPC) address (host:port) the other nodes reach this one on")
+	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of nodes to join (host:port,...)")
+	fl.StringVar(&f.advertiseURL, "advertise-url", "", "this node's REST API as the other nodes reach it (default: from --http-addr)")
+	fl.StringVar(&f.clusterSecret, "cluster-secret", "", "secret the nodes share to fetch each other's PDFs (default: derived from the admin token)")
+	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running chunks may take to finish")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	return cmd
 }
@@ -138,11 +152,26 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.httpAddr, err)
+	}
+	url := "http://" + displayAddr(ln.Addr())
+	advertise := f.advertiseURL
+	if advertise == "" {
+		advertise = url
+	}
+	secret := f.clusterSecret
+	if secret == "" {
+		sum := sha256.Sum256([]byte("quire cluster secret\x00" + adminToken))
+		secret = hex.EncodeToString(sum[:])
+	}
 	n, err := node.Start(ctx, node.Config{
 		Name: f.nodeName, Store: store, Engine: engine,
 		Extractors:  extractors,
 		Concurrency: f.concurrency, ChunkPages: f.chunkPages, CreditsPerPage: f.creditsPerPage,
 		MaxPages: f.maxPages, MaxAttempts: f.maxAttempts, ChunkTimeout: f.chunkTimeout,
+		GossipAddr: f.gossipAddr, RemoteAddr: f.remoteAddr, Join: f.join, HTTPURL: advertise, ClusterSecret: secret,
 		Log: log,
 	})
 	if err != nil {
@@ -150,15 +179,10 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	}
 	defer n.Close()
 
-	ln, err := net.Listen("tcp", f.httpAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", f.httpAddr, err)
-	}
 	api := httpapi.New(httpapi.Config{
 		Backend: n, AdminToken: adminToken, MaxUploadBytes: f.maxUploadMB << 20, Version: version, Log: log,
 	})
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
-	url := "http://" + displayAddr(ln.Addr())
 	fmt.Fprintf(out, "Quire %s: node %q serving %s (data in %s)\n", version, f.nodeName, url, f.dataDir)
 	if generated {
 		fmt.Fprintf(out, "  admin token:  %s  (generated; saved in %s)\n", adminToken, filepath.Join(f.dataDir, "admin-token"))
@@ -184,6 +208,20 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
+	}
+	if f.gossipAddr != "" {
+		log.Info("shutting down: draining")
+		// Stop taking chunks (the others see it in gossip), let those running
+		// finish, then leave; this node's unfinished jobs resume at its next
+		// start. A node on its own just stops: its jobs resume likewise.
+		dctx, dcancel := context.WithTimeout(context.Background(), f.drainTimeout)
+		if err := n.Drain(dctx); err != nil {
+			log.Warn("drain", "err", err)
+		}
+		if err := n.WaitIdle(dctx); err != nil {
+			log.Warn("chunks still running at the drain deadline; they are placed again elsewhere", "err", err)
+		}
+		dcancel()
 	}
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

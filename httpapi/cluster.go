@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/quirehq/quire/actors/node"
+	"github.com/quirehq/quire/cluster"
+)
+
+// ClusterMember is one node as operators see it.
+type ClusterMember struct {
+	Name     string `json:"name"`
+	State    string `json:"state" enum:"alive,dead,left"`
+	HTTPAddr string `json:"http_addr"`
+	Load     int    `json:"load" doc:"Chunks running on the node."`
+	Queued   int    `json:"queued" doc:"Chunks waiting for one of its slots."`
+	Capacity int    `json:"capacity" doc:"Chunk slots (--concurrency)."`
+	Draining bool   `json:"draining"`
+}
+
+type clusterOutput struct {
+	Body struct {
+		Self    string          `json:"self"`
+		Members []ClusterMember `json:"members"`
+	}
+}
+
+type drainInput struct {
+	Name string `path:"name" doc:"The node's name."`
+}
+
+type drainOutput struct {
+	Body struct {
+		Name     string `json:"name"`
+		Draining bool   `json:"draining"`
+	}
+}
+
+func addClusterRoutes(a *API) {
+	huma.Register(a.api, huma.Operation{
+		OperationID: "get-cluster", Method: http.MethodGet, Path: "/v1/admin/cluster", Tags: []string{"admin"},
+		Summary: "The cluster's members, their load and capacity", Security: adminSecurity,
+	}, func(ctx context.Context, _ *struct{}) (*clusterOutput, error) {
+		out := &clusterOutput{}
+		out.Body.Self = a.cfg.Backend.Name()
+		out.Body.Members = []ClusterMember{}
+		for _, m := range a.cfg.Backend.Members(ctx) {
+			out.Body.Members = append(out.Body.Members, ClusterMember{
+				Name: m.Name, State: m.State.String(), HTTPAddr: m.HTTPAddr, Load: m.Load, Queued: m.Queued,
+				Capacity: m.Capacity, Draining: m.Draining,
+			})
+		}
+		return out, nil
+	})
+
+	huma.Register(a.api, huma.Operation{
+		OperationID: "drain-node", Method: http.MethodPost, Path: "/v1/admin/nodes/{name}/drain", Tags: []string{"admin"},
+		Summary:     "Stop placing work on a node; what runs there finishes",
+		Description: "Any node accepts the request and passes it to the named one.",
+		Security:    adminSecurity, Errors: []int{401, 404, 502},
+	}, func(ctx context.Context, in *drainInput) (*drainOutput, error) {
+		out := &drainOutput{}
+		out.Body.Name, out.Body.Draining = in.Name, true
+		if in.Name == a.cfg.Backend.Name() {
+			if err := a.cfg.Backend.Drain(ctx); err != nil {
+				return nil, problem(a.cfg.Log, err)
+			}
+			a.cfg.Log.Info("draining", "node", in.Name)
+			return out, nil
+		}
+		for _, m := range a.cfg.Backend.Members(ctx) {
+			if m.Name == in.Name && m.State == cluster.StateAlive {
+				if err := a.forwardDrain(ctx, m.HTTPAddr, in.Name); err != nil {
+					return nil, huma.Error502BadGateway(fmt.Sprintf("node %s did not take the drain: %v", in.Name, err))
+				}
+				return out, nil
+			}
+		}
+		return nil, huma.Error404NotFound("no live node named " + in.Name)
+	})
+}
+
+func (a *API) forwardDrain(ctx context.Context, base, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/admin/nodes/"+name+"/drain", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.cfg.AdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		return fmt.Errorf("%s: %s", res.Status, b)
+	}
+	return nil
+}
+
+// servePDF gives another node of the cluster the PDF of one of this node's
+// running jobs. It is not part of the public API: it needs the cluster secret.
+func (a *API) servePDF(w http.ResponseWriter, r *http.Request) {
+	secret := a.cfg.Backend.ClusterSecret()
+	if secret == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get(node.ClusterSecretHeader)), []byte(secret)) != 1 {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	path, ok := a.cfg.Backend.JobPDF(r.PathValue("id"))
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		http.Error(w, "cannot read the pdf", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	http.ServeContent(w, r, "job.pdf", st.ModTime(), f)
+}
