@@ -27,7 +27,7 @@ var _ Placer = LocalPlacer{}
 
 // Pick implements Placer.
 func (p LocalPlacer) Pick() (Placement, bool) {
-	return Placement{Node: p.Node, Dispatcher: p.Dispatcher}, true
+	return Placement(p), true
 }
 
 // Release implements Placer.
