@@ -17,6 +17,20 @@
 //     POST to completed with the text extractor on a fresh node with default
 //     flags, against `pdftotext` on the same file; and the node's peak RSS.
 //
+// The cluster benchmarks (cluster_test.go) start several nodes sharing an
+// admin token and drive the gemini extractor against an in-process fake
+// Gemini whose fixed latency is the whole cost of a chunk:
+//
+//   - BenchmarkClusterFairness: a one-chunk job of one account while another
+//     keeps every slot busy and a queue waiting; its time from POST to
+//     completed (p50) against the same job on the idle cluster.
+//   - BenchmarkClusterScale: the same work per node on 1, 2 and 4 nodes;
+//     completed pages per second and the scale-out efficiency.
+//   - BenchmarkClusterKill: SIGKILL of a node running chunks of another
+//     node's job; the time until those chunks run again elsewhere (p50).
+//
+// Their sizes are flags (-cluster-fair-*, -cluster-scale-*, -cluster-kill-*).
+//
 // The subpackage pdfgen, which is not behind the tag, writes the PDFs the
 // benchmarks and tests generate.
 package bench

@@ -62,13 +62,20 @@ type node struct {
 // tb ends, or earlier by stop.
 func startNode(tb testing.TB, extra ...string) *node {
 	tb.Helper()
+	return startNodeWithToken(tb, "qa_bench_"+randomHex(tb, 16), extra...)
+}
+
+// startNodeWithToken is startNode with a chosen admin token (QUIRE_ADMIN_TOKEN),
+// as the nodes of one cluster must share it.
+func startNodeWithToken(tb testing.TB, adminToken string, extra ...string) *node {
+	tb.Helper()
 	bin, err := quireBinary()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	dir := tb.TempDir()
 	dataDir := filepath.Join(dir, "data")
-	n := &node{adminToken: "qa_bench_" + randomHex(tb, 16), logPath: filepath.Join(dir, "node.log"), exited: make(chan struct{})}
+	n := &node{adminToken: adminToken, logPath: filepath.Join(dir, "node.log"), exited: make(chan struct{})}
 	logf, err := os.Create(n.logPath)
 	if err != nil {
 		tb.Fatal(err)
@@ -141,6 +148,15 @@ func (n *node) stop(tb testing.TB) {
 			_ = n.cmd.Process.Kill()
 			<-n.exited
 		}
+	})
+}
+
+// kill ends the node at once with SIGKILL (no drain, no goodbye) and waits
+// until it has exited.
+func (n *node) kill() {
+	n.stopOnce.Do(func() {
+		_ = n.cmd.Process.Kill()
+		<-n.exited
 	})
 }
 
