@@ -2218,11 +2218,14 @@ type ChunkWork struct {
 	Model     string                 `protobuf:"bytes,10,opt,name=model,proto3" json:"model,omitempty"`
 	// owner_node is the node whose store holds the job; a worker on another
 	// node fetches the PDF from source_url and checks it against file_sha256.
-	OwnerNode     string `protobuf:"bytes,11,opt,name=owner_node,json=ownerNode,proto3" json:"owner_node,omitempty"`
-	SourceUrl     string `protobuf:"bytes,12,opt,name=source_url,json=sourceUrl,proto3" json:"source_url,omitempty"`
-	FileSha256    string `protobuf:"bytes,13,opt,name=file_sha256,json=fileSha256,proto3" json:"file_sha256,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OwnerNode  string `protobuf:"bytes,11,opt,name=owner_node,json=ownerNode,proto3" json:"owner_node,omitempty"`
+	SourceUrl  string `protobuf:"bytes,12,opt,name=source_url,json=sourceUrl,proto3" json:"source_url,omitempty"`
+	FileSha256 string `protobuf:"bytes,13,opt,name=file_sha256,json=fileSha256,proto3" json:"file_sha256,omitempty"`
+	// owner_incarnation identifies the JobActor (one process's life of it) that
+	// made this attempt; answers to an earlier one's attempts are stale.
+	OwnerIncarnation string `protobuf:"bytes,14,opt,name=owner_incarnation,json=ownerIncarnation,proto3" json:"owner_incarnation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ChunkWork) Reset() {
@@ -2346,6 +2349,13 @@ func (x *ChunkWork) GetFileSha256() string {
 	return ""
 }
 
+func (x *ChunkWork) GetOwnerIncarnation() string {
+	if x != nil {
+		return x.OwnerIncarnation
+	}
+	return ""
+}
+
 // DispatchChunk asks the dispatcher to run the work when a slot is free.
 type DispatchChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2393,13 +2403,14 @@ func (x *DispatchChunk) GetWork() *ChunkWork {
 
 // ChunkRunning tells a JobActor that its chunk got a slot and started.
 type ChunkRunning struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Index         int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Node          string                 `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	JobId            string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Index            int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Attempt          int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Node             string                 `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"`
+	OwnerIncarnation string                 `protobuf:"bytes,5,opt,name=owner_incarnation,json=ownerIncarnation,proto3" json:"owner_incarnation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ChunkRunning) Reset() {
@@ -2460,6 +2471,13 @@ func (x *ChunkRunning) GetNode() string {
 	return ""
 }
 
+func (x *ChunkRunning) GetOwnerIncarnation() string {
+	if x != nil {
+		return x.OwnerIncarnation
+	}
+	return ""
+}
+
 // ChunkResult is the outcome of one attempt.
 type ChunkResult struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -2474,10 +2492,11 @@ type ChunkResult struct {
 	DurationMs  int64                  `protobuf:"varint,9,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	RateLimited bool                   `protobuf:"varint,10,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
 	// retry_after_ms is the least time to wait before the next attempt (0: none asked).
-	RetryAfterMs  int64       `protobuf:"varint,11,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
-	Usage         *TokenUsage `protobuf:"bytes,12,opt,name=usage,proto3" json:"usage,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RetryAfterMs     int64       `protobuf:"varint,11,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	Usage            *TokenUsage `protobuf:"bytes,12,opt,name=usage,proto3" json:"usage,omitempty"`
+	OwnerIncarnation string      `protobuf:"bytes,13,opt,name=owner_incarnation,json=ownerIncarnation,proto3" json:"owner_incarnation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ChunkResult) Reset() {
@@ -2592,6 +2611,13 @@ func (x *ChunkResult) GetUsage() *TokenUsage {
 		return x.Usage
 	}
 	return nil
+}
+
+func (x *ChunkResult) GetOwnerIncarnation() string {
+	if x != nil {
+		return x.OwnerIncarnation
+	}
+	return ""
 }
 
 // ForgetJob tells the dispatcher to drop a job's queued work and stop its running chunks.
@@ -2786,11 +2812,12 @@ func (x *MemberLost) GetNode() string {
 // AttemptDeadline is a JobActor's reminder that an attempt should have
 // answered by now (the node running it may be stopped or cut off).
 type AttemptDeadline struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Index            int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Attempt          int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	OwnerIncarnation string                 `protobuf:"bytes,3,opt,name=owner_incarnation,json=ownerIncarnation,proto3" json:"owner_incarnation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AttemptDeadline) Reset() {
@@ -2835,6 +2862,13 @@ func (x *AttemptDeadline) GetAttempt() int32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *AttemptDeadline) GetOwnerIncarnation() string {
+	if x != nil {
+		return x.OwnerIncarnation
+	}
+	return ""
 }
 
 type CancelJob struct {
@@ -3218,7 +3252,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x19CODE_INSUFFICIENT_CREDITS\x10\x01\x12\x18\n" +
 	"\x14CODE_UNKNOWN_ACCOUNT\x10\x02\x12\x10\n" +
 	"\fCODE_INVALID\x10\x03\x12\x10\n" +
-	"\fCODE_STORAGE\x10\x04\"\x84\x03\n" +
+	"\fCODE_STORAGE\x10\x04\"\xb1\x03\n" +
 	"\tChunkWork\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -3238,14 +3272,16 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\n" +
 	"source_url\x18\f \x01(\tR\tsourceUrl\x12\x1f\n" +
 	"\vfile_sha256\x18\r \x01(\tR\n" +
-	"fileSha256\"8\n" +
+	"fileSha256\x12+\n" +
+	"\x11owner_incarnation\x18\x0e \x01(\tR\x10ownerIncarnation\"8\n" +
 	"\rDispatchChunk\x12'\n" +
-	"\x04work\x18\x01 \x01(\v2\x13.quire.v1.ChunkWorkR\x04work\"i\n" +
+	"\x04work\x18\x01 \x01(\v2\x13.quire.v1.ChunkWorkR\x04work\"\x96\x01\n" +
 	"\fChunkRunning\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x12\n" +
-	"\x04node\x18\x04 \x01(\tR\x04node\"\xda\x02\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\x12+\n" +
+	"\x11owner_incarnation\x18\x05 \x01(\tR\x10ownerIncarnation\"\x87\x03\n" +
 	"\vChunkResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x18\n" +
@@ -3260,7 +3296,8 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\frate_limited\x18\n" +
 	" \x01(\bR\vrateLimited\x12$\n" +
 	"\x0eretry_after_ms\x18\v \x01(\x03R\fretryAfterMs\x12*\n" +
-	"\x05usage\x18\f \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\"\n" +
+	"\x05usage\x18\f \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\x12+\n" +
+	"\x11owner_incarnation\x18\r \x01(\tR\x10ownerIncarnation\"\"\n" +
 	"\tForgetJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\"\n" +
 	"\n" +
@@ -3271,10 +3308,11 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\tR\x05error\" \n" +
 	"\n" +
 	"MemberLost\x12\x12\n" +
-	"\x04node\x18\x01 \x01(\tR\x04node\"A\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"n\n" +
 	"\x0fAttemptDeadline\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x05R\aattempt\":\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12+\n" +
+	"\x11owner_incarnation\x18\x03 \x01(\tR\x10ownerIncarnation\":\n" +
 	"\tCancelJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"V\n" +

@@ -30,10 +30,11 @@ type running struct {
 
 // Actor is the Dispatcher.
 type Actor struct {
-	cfg     Config
-	queue   *fairQueue
-	owners  map[string]*actor.PID // job -> JobActor
-	running map[string]*running   // ChunkActor id -> attempt
+	cfg       Config
+	queue     *fairQueue
+	owners    map[string]*actor.PID // job -> JobActor
+	ownerNode map[string]string     // job -> node that owns it
+	running   map[string]*running   // ChunkActor id -> attempt
 	// stopping is set when the dispatcher is being stopped: its chunk actors
 	// are stopping with it, and no new one may start.
 	stopping bool
@@ -44,7 +45,7 @@ type Actor struct {
 func Props(cfg Config) *actor.Props {
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Actor{cfg: cfg, queue: newFairQueue(), owners: map[string]*actor.PID{}, running: map[string]*running{}}
+		return &Actor{cfg: cfg, queue: newFairQueue(), owners: map[string]*actor.PID{}, ownerNode: map[string]string{}, running: map[string]*running{}}
 	}, actor.WithSupervisor(stop))
 }
 
@@ -56,6 +57,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if ctx.Sender() != nil {
 			a.owners[w.GetJobId()] = ctx.Sender()
 		}
+		a.ownerNode[w.GetJobId()] = w.GetOwnerNode()
 		a.queue.push(w)
 		a.pump(ctx)
 	case *messages.ChunkResult:
@@ -67,6 +69,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 			return
 		}
 		r.reported = true
+		m.OwnerIncarnation = r.work.GetOwnerIncarnation()
 		ctx.Send(r.owner, m)
 		ctx.Stop(ctx.Sender()) // its slot is freed when it has stopped (Terminated)
 	case *actor.Terminated:
@@ -79,21 +82,18 @@ func (a *Actor) Receive(ctx actor.Context) {
 			w := r.work
 			ctx.Send(r.owner, &messages.ChunkResult{
 				JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,
-				Error: "the chunk's worker stopped before it reported a result",
+				Error: "the chunk's worker stopped before it reported a result", OwnerIncarnation: w.GetOwnerIncarnation(),
 			})
 		}
 		a.pump(ctx)
 	case *messages.ForgetJob:
-		if a.cfg.Forget != nil {
-			a.cfg.Forget(m.GetJobId())
-		}
-		a.queue.drop(m.GetJobId())
-		delete(a.owners, m.GetJobId())
-		for id, r := range a.running {
-			if r.work.GetJobId() == m.GetJobId() {
-				r.reported = true // the job no longer wants it
-				r.owner = nil
-				ctx.Stop(actor.NewPID(ctx.Self().GetAddress(), id))
+		a.forget(ctx, m.GetJobId())
+	case *messages.MemberLost:
+		// The node that owns these jobs is gone (or restarted: it places its
+		// unfinished chunks again itself): drop what was queued for it.
+		for job, owner := range a.ownerNode {
+			if owner == m.GetNode() {
+				a.forget(ctx, job)
 			}
 		}
 	case *actor.Stopping:
@@ -102,6 +102,23 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(&messages.DispatcherStatsReply{
 			Capacity: int32(a.cfg.Capacity), Busy: int32(len(a.running)), Queued: int32(a.queue.len()),
 		})
+	}
+}
+
+// forget drops a job's queued work and stops its running chunks.
+func (a *Actor) forget(ctx actor.Context, job string) {
+	if a.cfg.Forget != nil {
+		a.cfg.Forget(job)
+	}
+	a.queue.drop(job)
+	delete(a.owners, job)
+	delete(a.ownerNode, job)
+	for id, r := range a.running {
+		if r.work.GetJobId() == job {
+			r.reported = true // the job no longer wants it
+			r.owner = nil
+			ctx.Stop(actor.NewPID(ctx.Self().GetAddress(), id))
+		}
 	}
 }
 
@@ -117,7 +134,7 @@ func (a *Actor) pump(ctx actor.Context) {
 		if err != nil {
 			ctx.Send(owner, &messages.ChunkResult{
 				JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,
-				Error: err.Error(), Permanent: true,
+				Error: err.Error(), Permanent: true, OwnerIncarnation: w.GetOwnerIncarnation(),
 			})
 			continue
 		}
@@ -125,6 +142,7 @@ func (a *Actor) pump(ctx actor.Context) {
 		a.running[pid.GetId()] = &running{work: w, owner: owner}
 		ctx.Send(owner, &messages.ChunkRunning{
 			JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,
+			OwnerIncarnation: w.GetOwnerIncarnation(),
 		})
 	}
 }

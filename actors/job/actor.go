@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
 
 	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/messages"
@@ -37,12 +38,16 @@ type Config struct {
 
 // Actor is the JobActor: it owns one job while the job runs.
 type Actor struct {
-	cfg       Config
-	id        string
-	st        *State
-	inFlight  map[int32]int32  // chunk -> attempt handed to a dispatcher
-	placedOn  map[int32]string // chunk -> node of its attempt in flight
-	finishing bool
+	cfg      Config
+	id       string
+	st       *State
+	inFlight map[int32]int32  // chunk -> attempt handed to a dispatcher
+	placedOn map[int32]string // chunk -> node of its attempt in flight
+	last     map[int32]int32  // chunk -> highest attempt number handed out
+	// incarnation identifies this life of the actor: answers to attempts an
+	// earlier life made (before a restart of the actor or of the node) are stale.
+	incarnation string
+	finishing   bool
 }
 
 // Props makes the JobActor of job id. It loads the job from its event log
@@ -78,7 +83,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.MemberLost:
 		a.memberLost(ctx, m.GetNode())
 	case *messages.AttemptDeadline:
-		if c := a.current(m.GetIndex(), m.GetAttempt()); c != nil {
+		if c := a.current(m.GetIndex(), m.GetAttempt(), m.GetOwnerIncarnation()); c != nil {
 			node := a.placedOn[m.GetIndex()]
 			a.lose(ctx, c, m.GetAttempt(), fmt.Sprintf("node %s did not answer within %s", node, a.deadline()))
 		}
@@ -94,6 +99,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 func (a *Actor) start(ctx actor.Context) {
 	a.inFlight = map[int32]int32{}
 	a.placedOn = map[int32]string{}
+	a.last = map[int32]int32{}
+	a.incarnation = uuid.NewString()
 	evs, err := a.cfg.Store.JobEvents(a.id)
 	if err != nil {
 		panic(fmt.Errorf("job %s: load events: %w", a.id, err))
@@ -119,10 +126,10 @@ func (a *Actor) start(ctx actor.Context) {
 
 // dispatch hands the next attempt of chunk c to the dispatcher.
 func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
-	attempt := c.Attempts + 1
-	if prev, ok := a.inFlight[c.Range.GetIndex()]; ok && prev >= attempt {
-		attempt = prev + 1
-	}
+	// Attempt numbers are never reused, not even for an attempt that was
+	// queued on a lost node and never started, nor across restarts.
+	attempt := max(c.MaxAttempt, a.last[c.Range.GetIndex()]) + 1
+	a.last[c.Range.GetIndex()] = attempt
 	place, ok := a.cfg.Placer.Pick()
 	if !ok {
 		// No node can take work now (all draining): try again shortly.
@@ -138,6 +145,7 @@ func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
 		PdfPath: a.cfg.Store.BlobPath(a.id), Extractor: cr.GetExtractor(),
 		Prompt: cr.GetPrompt(), Schema: cr.GetSchema(), Model: cr.GetModel(), TimeoutMs: a.cfg.ChunkTimeout.Milliseconds(),
 		OwnerNode: a.cfg.Node, SourceUrl: a.cfg.SourceURL + "/" + a.id, FileSha256: cr.GetFileSha256(),
+		OwnerIncarnation: a.incarnation,
 	}})
 	// A node that stops answering (stopped, cut off) would hold the chunk for
 	// ever: past a deadline the attempt is given up and placed again. The
@@ -151,7 +159,10 @@ func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
 
 func (a *Actor) remind(ctx actor.Context, index, attempt int32, after time.Duration) {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	time.AfterFunc(after, func() { root.Send(self, &messages.AttemptDeadline{Index: index, Attempt: attempt}) })
+	inc := a.incarnation
+	time.AfterFunc(after, func() {
+		root.Send(self, &messages.AttemptDeadline{Index: index, Attempt: attempt, OwnerIncarnation: inc})
+	})
 }
 
 // deadline is how long an attempt may take, queueing on its node included,
@@ -175,8 +186,8 @@ func (a *Actor) memberLost(ctx actor.Context, node string) {
 		if on != node {
 			continue
 		}
-		if c := a.current(index, a.inFlight[index]); c != nil {
-			a.lose(ctx, c, a.inFlight[index], fmt.Sprintf("node %s was lost while running this chunk", node))
+		if c := a.current(index, a.inFlight[index], a.incarnation); c != nil {
+			a.lose(ctx, c, a.inFlight[index], fmt.Sprintf("node %s was lost with this chunk's attempt", node))
 		}
 	}
 }
@@ -207,8 +218,8 @@ const maxLost = 20
 
 // current returns the chunk a message is about, or nil when the message is
 // stale: from an attempt the job no longer waits for.
-func (a *Actor) current(index, attempt int32) *Chunk {
-	if a.finishing || a.st.CancelRequested {
+func (a *Actor) current(index, attempt int32, incarnation string) *Chunk {
+	if a.finishing || a.st.CancelRequested || incarnation != a.incarnation {
 		return nil
 	}
 	c, err := a.st.chunk(index)
@@ -219,7 +230,7 @@ func (a *Actor) current(index, attempt int32) *Chunk {
 }
 
 func (a *Actor) running(ctx actor.Context, m *messages.ChunkRunning) {
-	if a.current(m.GetIndex(), m.GetAttempt()) == nil {
+	if a.current(m.GetIndex(), m.GetAttempt(), m.GetOwnerIncarnation()) == nil {
 		return
 	}
 	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkStarted{ChunkStarted: &messages.ChunkStarted{
@@ -232,7 +243,7 @@ func (a *Actor) running(ctx actor.Context, m *messages.ChunkRunning) {
 }
 
 func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
-	c := a.current(m.GetIndex(), m.GetAttempt())
+	c := a.current(m.GetIndex(), m.GetAttempt(), m.GetOwnerIncarnation())
 	if c == nil {
 		a.cfg.Log.Debug("stale chunk result ignored", "job", a.id, "chunk", m.GetIndex(), "attempt", m.GetAttempt())
 		return

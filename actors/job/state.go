@@ -32,6 +32,7 @@ type Chunk struct {
 	Failures    int32 // attempts that failed (rate-limited ones included)
 	RateLimited int32 // attempts turned away by a rate limit
 	Lost        int32 // attempts lost with their node
+	MaxAttempt  int32 // highest attempt number in the log
 	Node        string
 	Error       string
 	DurationMs  int64
@@ -110,7 +111,8 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 		if err != nil {
 			return err
 		}
-		c.Status, c.Attempts, c.Node = ChunkRunning, e.ChunkStarted.GetAttempt(), e.ChunkStarted.GetNode()
+		c.Status, c.Attempts, c.Node = ChunkRunning, c.Attempts+1, e.ChunkStarted.GetNode()
+		c.MaxAttempt = max(c.MaxAttempt, e.ChunkStarted.GetAttempt())
 		if s.Status == messages.JobStatus_JOB_STATUS_QUEUED {
 			s.Status = messages.JobStatus_JOB_STATUS_RUNNING
 		}
@@ -121,6 +123,7 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 		}
 		c.Status, c.Node, c.DurationMs, c.Error = ChunkDone, e.ChunkDone.GetNode(), e.ChunkDone.GetDurationMs(), ""
 		c.addUsage(e.ChunkDone.GetUsage())
+		c.MaxAttempt = max(c.MaxAttempt, e.ChunkDone.GetAttempt())
 	case *messages.JobEvent_ChunkFailed:
 		c, err := s.chunk(e.ChunkFailed.GetIndex())
 		if err != nil {
@@ -131,6 +134,7 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 			c.RateLimited++
 		}
 		c.addUsage(e.ChunkFailed.GetUsage())
+		c.MaxAttempt = max(c.MaxAttempt, e.ChunkFailed.GetAttempt())
 		if e.ChunkFailed.GetLost() {
 			c.Lost++
 		}

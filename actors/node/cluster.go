@@ -106,7 +106,9 @@ func (p *placer) Pick() (job.Placement, bool) {
 		if at, ok := p.mu.down[m.Name]; ok && time.Since(at) < downFor {
 			continue
 		}
-		score := float64(max(m.Load+m.Queued, 0)+p.mu.placed[m.Name]) / float64(m.Capacity)
+		// Gossip lags and, once it catches up, includes what this node placed:
+		// take the larger of the two views rather than their sum.
+		score := float64(max(m.Load+m.Queued, p.mu.placed[m.Name])) / float64(m.Capacity)
 		if best == nil || score < bestScore {
 			best, bestScore = m, score
 		}
@@ -194,6 +196,7 @@ func (n *Node) watchMembers(ctx context.Context) {
 				n.cfg.Log.Warn("member gone; its chunks are placed again", "member", ev.Member.Name, "event", ev.Kind.String())
 				n.placer.forget(ev.Member.Name, false)
 				n.tellJobs(&messages.MemberLost{Node: ev.Member.Name})
+				n.system.Root.Send(n.dispatcher, &messages.MemberLost{Node: ev.Member.Name})
 				if ev.Kind == cluster.EventRestarted {
 					n.placer.back(ev.Member.Name)
 				}

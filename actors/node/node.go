@@ -169,6 +169,9 @@ func (n *Node) Close() {
 	if closed {
 		return
 	}
+	// Stop gossiping load first: an update in flight would hold up the leave.
+	n.stop()
+	n.wg.Wait()
 	if n.cluster != nil {
 		lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := n.cluster.Leave(lctx); err != nil {
@@ -176,8 +179,6 @@ func (n *Node) Close() {
 		}
 		cancel()
 	}
-	n.stop()
-	n.wg.Wait()
 	root := n.system.Root
 	stopAll := func(pids ...*actor.PID) {
 		futures := make([]*actor.Future, len(pids))

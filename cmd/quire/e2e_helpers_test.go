@@ -230,6 +230,25 @@ func freeAddr(tb testing.TB) string {
 	return addr
 }
 
+// freeGossipAddr picks a port on 127.0.0.1 that is free for both TCP and
+// UDP, as memberlist binds both.
+func freeGossipAddr(tb testing.TB) string {
+	tb.Helper()
+	for range 20 {
+		addr := freeAddr(tb)
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			continue
+		}
+		if err := pc.Close(); err != nil {
+			tb.Fatal(err)
+		}
+		return addr
+	}
+	tb.Fatal("no port on 127.0.0.1 is free for both TCP and UDP")
+	return ""
+}
+
 // testNode is one `quire serve` process and the data dir it owns.
 type testNode struct {
 	tb         testing.TB
@@ -249,6 +268,7 @@ type testNode struct {
 	exited chan struct{} // closed when the process has exited
 	err    error         // its exit status, valid once exited is closed
 	starts int
+	paused bool // SIGSTOPped and not yet SIGCONTinued
 }
 
 // startNode starts a node on a free port with a fresh data dir, waits until
@@ -263,10 +283,32 @@ func startNode(tb testing.TB, extraArgs ...string) *testNode {
 // environment, e.g. fakeGemini.env().
 func startNodeEnv(tb testing.TB, env []string, extraArgs ...string) *testNode {
 	tb.Helper()
+	return startNodeWith(tb, nodeOptions{env: env, args: extraArgs})
+}
+
+// nodeOptions says how startNodeWith starts a node; zero fields take the
+// defaults of startNode.
+type nodeOptions struct {
+	name string   // --node-name; default e2e-<test name>
+	addr string   // --http-addr; default a free port
+	env  []string // added to childEnv's environment
+	args []string // more flags of quire serve
+}
+
+// startNodeWith is startNode with options. When env sets QUIRE_ADMIN_TOKEN
+// (which credentials.env then leaves out), that is the node's admin token.
+func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
+	tb.Helper()
+	if o.name == "" {
+		o.name = "e2e-" + sanitize(tb.Name())
+	}
+	if o.addr == "" {
+		o.addr = freeAddr(tb)
+	}
 	n := &testNode{
-		tb: tb, bin: quireBinary(tb), name: "e2e-" + sanitize(tb.Name()),
-		addr: freeAddr(tb), dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: extraArgs,
-		env:  env,
+		tb: tb, bin: quireBinary(tb), name: o.name,
+		addr: o.addr, dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: o.args,
+		env:  o.env,
 		http: &http.Client{Timeout: 2 * time.Minute},
 	}
 	n.url = "http://" + n.addr
@@ -279,6 +321,11 @@ func startNodeEnv(tb testing.TB, env []string, extraArgs ...string) *testNode {
 	n.start()
 	creds := readEnvFile(filepath.Join(n.dataDir, "credentials.env")) // client.go
 	n.adminToken, n.demoKey = creds["QUIRE_ADMIN_TOKEN"], creds["QUIRE_API_KEY"]
+	for _, kv := range o.env {
+		if v, ok := strings.CutPrefix(kv, "QUIRE_ADMIN_TOKEN="); ok && n.adminToken == "" {
+			n.adminToken = v
+		}
+	}
 	if n.adminToken == "" || n.demoKey == "" {
 		tb.Fatalf("credentials.env in %s lacks QUIRE_ADMIN_TOKEN or QUIRE_API_KEY: %v", n.dataDir, keys(creds))
 	}
@@ -396,13 +443,40 @@ func (n *testNode) kill() {
 	case <-time.After(30 * time.Second):
 		n.tb.Fatal("kill: quire still running 30s after SIGKILL")
 	}
+	n.paused = false
 	n.http.CloseIdleConnections()
+}
+
+// pause sends SIGSTOP: the process keeps its sockets open but answers
+// nothing, like a node that hangs or is cut off.
+func (n *testNode) pause() {
+	n.tb.Helper()
+	if !n.alive() {
+		n.tb.Fatalf("pause: quire had already exited: %v", n.err)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		n.tb.Fatalf("pause: %v", err)
+	}
+	n.paused = true
+}
+
+// resume sends SIGCONT to a paused node.
+func (n *testNode) resume() {
+	n.tb.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		n.tb.Fatalf("resume: %v", err)
+	}
+	n.paused = false
 }
 
 // stop sends SIGTERM and waits; a node must shut down cleanly (exit 0).
 func (n *testNode) stop() {
 	if n.cmd == nil || !n.alive() {
 		return
+	}
+	if n.paused {
+		_ = n.cmd.Process.Signal(syscall.SIGCONT)
+		n.paused = false
 	}
 	_ = n.cmd.Process.Signal(syscall.SIGTERM)
 	select {
