@@ -32,6 +32,9 @@ type Meta struct {
 	Queued int `json:"queued,omitempty"`
 	// Draining means no new work should be placed on the node.
 	Draining bool `json:"draining,omitempty"`
+	// LedgerNode is the node this one takes for the holder of the cluster's
+	// ledger (its own name when it holds it; empty when it has not learnt it).
+	LedgerNode string `json:"ledger,omitempty"`
 	// Leaving is set by Leave just before the goodbye, so that the others can
 	// tell a graceful leave from a failure (see EventLeft).
 	Leaving bool `json:"leaving,omitempty"`

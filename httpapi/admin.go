@@ -72,7 +72,7 @@ func addAdminRoutes(a *API) {
 		OperationID: "grant-credits", Method: http.MethodPost, Path: "/v1/admin/accounts/{id}/credits", Tags: []string{"admin"},
 		Summary: "Grant credits to an account", Security: adminSecurity, Errors: []int{401, 404, 422},
 	}, func(ctx context.Context, in *grantInput) (*grantOutput, error) {
-		if _, err := a.cfg.Backend.Account(in.ID); err != nil {
+		if _, err := a.cfg.Backend.Account(ctx, in.ID); err != nil {
 			return nil, huma.Error404NotFound("no such account")
 		}
 		g, err := a.cfg.Backend.Grant(ctx, in.ID, in.Body.Amount, in.Body.Reason, in.Body.GrantID)

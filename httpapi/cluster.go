@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/quirehq/quire/actors/node"
 	"github.com/quirehq/quire/cluster"
 )
 
@@ -111,8 +109,7 @@ func (a *API) forwardDrain(ctx context.Context, base, name string) error {
 // servePDF gives another node of the cluster the PDF of one of this node's
 // running jobs. It is not part of the public API: it needs the cluster secret.
 func (a *API) servePDF(w http.ResponseWriter, r *http.Request) {
-	secret := a.cfg.Backend.ClusterSecret()
-	if secret == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get(node.ClusterSecretHeader)), []byte(secret)) != 1 {
+	if !a.clusterAuth(r) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}

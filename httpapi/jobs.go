@@ -38,10 +38,12 @@ type listJobsInput struct {
 }
 
 type listJobsOutput struct {
-	Body struct {
-		Jobs       []Job  `json:"jobs"`
-		NextCursor string `json:"next_cursor,omitempty" doc:"Pass as cursor for the next page; absent on the last page."`
-	}
+	Body listJobsBody
+}
+
+type listJobsBody struct {
+	Jobs       []Job  `json:"jobs"`
+	NextCursor string `json:"next_cursor,omitempty" doc:"Pass as cursor for the next page; absent on the last page."`
 }
 
 type resultOutput struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/quirehq/quire/actors/job"
+	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/actors/node"
 	"github.com/quirehq/quire/cluster"
 	"github.com/quirehq/quire/messages"
@@ -22,8 +23,8 @@ import (
 
 // Backend is what the API needs of a node.
 type Backend interface {
-	Authenticate(key string) (*messages.Account, error)
-	Account(id string) (*messages.Account, error)
+	Authenticate(ctx context.Context, key string) (*messages.Account, error)
+	Account(ctx context.Context, id string) (*messages.Account, error)
 	CreateAccount(ctx context.Context, name string, credits int64) (*node.NewAccount, error)
 	Grant(ctx context.Context, account string, amount int64, reason, grantID string) (*messages.CreditsGranted, error)
 	Credits(ctx context.Context, account string, recent int) (*messages.BalanceReply, error)
@@ -38,6 +39,7 @@ type Backend interface {
 	Members(ctx context.Context) []cluster.Member
 	Drain(ctx context.Context) error
 	JobPDF(id string) (string, bool)
+	HasJob(id string) bool
 	ClusterSecret() string
 }
 
@@ -60,10 +62,11 @@ const (
 
 // API is the HTTP handler of a node.
 type API struct {
-	cfg      Config
-	api      huma.API
-	mux      *http.ServeMux
-	adminSum [32]byte
+	cfg       Config
+	api       huma.API
+	mux       *http.ServeMux
+	adminSum  [32]byte
+	forwarder *forwarder
 }
 
 // New builds the API and registers every operation.
@@ -81,7 +84,7 @@ func New(cfg Config) *API {
 		schemeKey:   {Type: "http", Scheme: "bearer", Description: "An account's API key (qk_...)."},
 		schemeAdmin: {Type: "http", Scheme: "bearer", Description: "The admin token (QUIRE_ADMIN_TOKEN)."},
 	}
-	a := &API{cfg: cfg, mux: mux, adminSum: sha256.Sum256([]byte(cfg.AdminToken))}
+	a := &API{cfg: cfg, mux: mux, adminSum: sha256.Sum256([]byte(cfg.AdminToken)), forwarder: newForwarder()}
 	a.api = humago.New(mux, hc)
 	a.api.UseMiddleware(a.authenticate)
 	addHealthRoutes(a)
@@ -91,6 +94,7 @@ func New(cfg Config) *API {
 	addCreditRoutes(a)
 	addClusterRoutes(a)
 	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}", a.servePDF)
+	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}"+ownedSuffix, a.serveOwned)
 	return a
 }
 
@@ -98,7 +102,9 @@ func New(cfg Config) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	a.mux.ServeHTTP(sw, r)
+	if !a.forward(sw, r) {
+		a.mux.ServeHTTP(sw, r)
+	}
 	a.cfg.Log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
 }
 
@@ -152,8 +158,13 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		next(ctx)
 		return
 	}
-	acct, err := a.cfg.Backend.Authenticate(token)
+	acct, err := a.cfg.Backend.Authenticate(ctx.Context(), token)
 	if err != nil {
+		if errors.Is(err, ledger.ErrUnavailable) {
+			ctx.SetHeader("Retry-After", "5")
+			_ = huma.WriteErr(a.api, ctx, http.StatusServiceUnavailable, "cannot check the API key now: "+clean(err))
+			return
+		}
 		if !errors.Is(err, node.ErrUnauthorized) {
 			a.cfg.Log.Error("authenticate", "err", err)
 			_ = huma.WriteErr(a.api, ctx, http.StatusInternalServerError, "could not check the API key")

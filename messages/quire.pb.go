@@ -154,6 +154,7 @@ const (
 	LedgerError_CODE_UNKNOWN_ACCOUNT      LedgerError_Code = 2
 	LedgerError_CODE_INVALID              LedgerError_Code = 3
 	LedgerError_CODE_STORAGE              LedgerError_Code = 4
+	LedgerError_CODE_UNAUTHORIZED         LedgerError_Code = 5
 )
 
 // Enum value maps for LedgerError_Code.
@@ -164,6 +165,7 @@ var (
 		2: "CODE_UNKNOWN_ACCOUNT",
 		3: "CODE_INVALID",
 		4: "CODE_STORAGE",
+		5: "CODE_UNAUTHORIZED",
 	}
 	LedgerError_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":          0,
@@ -171,6 +173,7 @@ var (
 		"CODE_UNKNOWN_ACCOUNT":      2,
 		"CODE_INVALID":              3,
 		"CODE_STORAGE":              4,
+		"CODE_UNAUTHORIZED":         5,
 	}
 )
 
@@ -198,7 +201,7 @@ func (x LedgerError_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LedgerError_Code.Descriptor instead.
 func (LedgerError_Code) EnumDescriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{26, 0}
+	return file_messages_quire_proto_rawDescGZIP(), []int{30, 0}
 }
 
 // ChunkRange is one planned chunk: a contiguous range of pages (1-based, inclusive).
@@ -1788,12 +1791,15 @@ func (x *CreditsGranted) GetEntry() *LedgerEntry {
 // ReserveCredits reserves a job's credits and, in the same durable write,
 // records the job's first events: a job exists if and only if its credits are reserved.
 type ReserveCredits struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Amount        int64                  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
-	JobEvents     []*JobEvent            `protobuf:"bytes,4,rep,name=job_events,json=jobEvents,proto3" json:"job_events,omitempty"`
-	Idempotency   *IdempotencyRecord     `protobuf:"bytes,5,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	AccountId   string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	JobId       string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Amount      int64                  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	JobEvents   []*JobEvent            `protobuf:"bytes,4,rep,name=job_events,json=jobEvents,proto3" json:"job_events,omitempty"`
+	Idempotency *IdempotencyRecord     `protobuf:"bytes,5,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
+	// owner_node is the node that records the job (its events live in that
+	// node's store); empty when the ledger's own node does.
+	OwnerNode     string `protobuf:"bytes,6,opt,name=owner_node,json=ownerNode,proto3" json:"owner_node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1863,6 +1869,13 @@ func (x *ReserveCredits) GetIdempotency() *IdempotencyRecord {
 	return nil
 }
 
+func (x *ReserveCredits) GetOwnerNode() string {
+	if x != nil {
+		return x.OwnerNode
+	}
+	return ""
+}
+
 type CreditsReserved struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entry         *LedgerEntry           `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
@@ -1918,12 +1931,16 @@ func (x *CreditsReserved) GetBalance() *Balance {
 // SettleCredits charges what a finished job used and refunds the rest of its
 // reservation, writing the job's JobFinished event in the same durable write.
 type SettleCredits struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Charge        int64                  `protobuf:"varint,3,opt,name=charge,proto3" json:"charge,omitempty"`
-	Refund        int64                  `protobuf:"varint,4,opt,name=refund,proto3" json:"refund,omitempty"`
-	Finished      *JobEvent              `protobuf:"bytes,5,opt,name=finished,proto3" json:"finished,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	JobId     string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Charge    int64                  `protobuf:"varint,3,opt,name=charge,proto3" json:"charge,omitempty"`
+	Refund    int64                  `protobuf:"varint,4,opt,name=refund,proto3" json:"refund,omitempty"`
+	Finished  *JobEvent              `protobuf:"bytes,5,opt,name=finished,proto3" json:"finished,omitempty"`
+	// void settles a reservation that may never have been made (its job was not
+	// recorded): with no reservation, the ledger writes zero charge and refund
+	// entries, so that a reservation for the job arriving later is refused.
+	Void          bool `protobuf:"varint,6,opt,name=void,proto3" json:"void,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1991,6 +2008,13 @@ func (x *SettleCredits) GetFinished() *JobEvent {
 		return x.Finished
 	}
 	return nil
+}
+
+func (x *SettleCredits) GetVoid() bool {
+	if x != nil {
+		return x.Void
+	}
+	return false
 }
 
 type CreditsSettled struct {
@@ -2150,6 +2174,212 @@ func (x *BalanceReply) GetRecent() []*LedgerEntry {
 	return nil
 }
 
+// Authenticate finds the account of an API key by the key's SHA-256.
+type Authenticate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeySha256     []byte                 `protobuf:"bytes,1,opt,name=key_sha256,json=keySha256,proto3" json:"key_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Authenticate) Reset() {
+	*x = Authenticate{}
+	mi := &file_messages_quire_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Authenticate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Authenticate) ProtoMessage() {}
+
+func (x *Authenticate) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Authenticate.ProtoReflect.Descriptor instead.
+func (*Authenticate) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Authenticate) GetKeySha256() []byte {
+	if x != nil {
+		return x.KeySha256
+	}
+	return nil
+}
+
+// GetAccount reads an account.
+type GetAccount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccount) Reset() {
+	*x = GetAccount{}
+	mi := &file_messages_quire_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccount) ProtoMessage() {}
+
+func (x *GetAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccount.ProtoReflect.Descriptor instead.
+func (*GetAccount) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetAccount) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+// AccountReply answers Authenticate and GetAccount.
+type AccountReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *Account               `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountReply) Reset() {
+	*x = AccountReply{}
+	mi := &file_messages_quire_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountReply) ProtoMessage() {}
+
+func (x *AccountReply) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountReply.ProtoReflect.Descriptor instead.
+func (*AccountReply) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AccountReply) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// PendingReservation is what a node that is not the ledger's writes before it
+// asks the ledger to reserve a job's credits, and removes in the same write
+// that records the job. One left behind (a crash, a lost answer) is voided.
+type PendingReservation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	AccountId     string                 `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Amount        int64                  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	AtUnixMs      int64                  `protobuf:"varint,4,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingReservation) Reset() {
+	*x = PendingReservation{}
+	mi := &file_messages_quire_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingReservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingReservation) ProtoMessage() {}
+
+func (x *PendingReservation) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingReservation.ProtoReflect.Descriptor instead.
+func (*PendingReservation) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *PendingReservation) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *PendingReservation) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *PendingReservation) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *PendingReservation) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
 // LedgerError is the ledger's answer when it refuses a request.
 type LedgerError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2161,7 +2391,7 @@ type LedgerError struct {
 
 func (x *LedgerError) Reset() {
 	*x = LedgerError{}
-	mi := &file_messages_quire_proto_msgTypes[26]
+	mi := &file_messages_quire_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2403,7 @@ func (x *LedgerError) String() string {
 func (*LedgerError) ProtoMessage() {}
 
 func (x *LedgerError) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[26]
+	mi := &file_messages_quire_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2416,7 @@ func (x *LedgerError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerError.ProtoReflect.Descriptor instead.
 func (*LedgerError) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{26}
+	return file_messages_quire_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LedgerError) GetCode() LedgerError_Code {
@@ -2230,7 +2460,7 @@ type ChunkWork struct {
 
 func (x *ChunkWork) Reset() {
 	*x = ChunkWork{}
-	mi := &file_messages_quire_proto_msgTypes[27]
+	mi := &file_messages_quire_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2472,7 @@ func (x *ChunkWork) String() string {
 func (*ChunkWork) ProtoMessage() {}
 
 func (x *ChunkWork) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[27]
+	mi := &file_messages_quire_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2485,7 @@ func (x *ChunkWork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkWork.ProtoReflect.Descriptor instead.
 func (*ChunkWork) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{27}
+	return file_messages_quire_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ChunkWork) GetJobId() string {
@@ -2366,7 +2596,7 @@ type DispatchChunk struct {
 
 func (x *DispatchChunk) Reset() {
 	*x = DispatchChunk{}
-	mi := &file_messages_quire_proto_msgTypes[28]
+	mi := &file_messages_quire_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2378,7 +2608,7 @@ func (x *DispatchChunk) String() string {
 func (*DispatchChunk) ProtoMessage() {}
 
 func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[28]
+	mi := &file_messages_quire_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2621,7 @@ func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchChunk.ProtoReflect.Descriptor instead.
 func (*DispatchChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{28}
+	return file_messages_quire_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DispatchChunk) GetWork() *ChunkWork {
@@ -2415,7 +2645,7 @@ type ChunkRunning struct {
 
 func (x *ChunkRunning) Reset() {
 	*x = ChunkRunning{}
-	mi := &file_messages_quire_proto_msgTypes[29]
+	mi := &file_messages_quire_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2657,7 @@ func (x *ChunkRunning) String() string {
 func (*ChunkRunning) ProtoMessage() {}
 
 func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[29]
+	mi := &file_messages_quire_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2670,7 @@ func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkRunning.ProtoReflect.Descriptor instead.
 func (*ChunkRunning) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{29}
+	return file_messages_quire_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ChunkRunning) GetJobId() string {
@@ -2501,7 +2731,7 @@ type ChunkResult struct {
 
 func (x *ChunkResult) Reset() {
 	*x = ChunkResult{}
-	mi := &file_messages_quire_proto_msgTypes[30]
+	mi := &file_messages_quire_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2513,7 +2743,7 @@ func (x *ChunkResult) String() string {
 func (*ChunkResult) ProtoMessage() {}
 
 func (x *ChunkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[30]
+	mi := &file_messages_quire_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +2756,7 @@ func (x *ChunkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkResult.ProtoReflect.Descriptor instead.
 func (*ChunkResult) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{30}
+	return file_messages_quire_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ChunkResult) GetJobId() string {
@@ -2630,7 +2860,7 @@ type ForgetJob struct {
 
 func (x *ForgetJob) Reset() {
 	*x = ForgetJob{}
-	mi := &file_messages_quire_proto_msgTypes[31]
+	mi := &file_messages_quire_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2872,7 @@ func (x *ForgetJob) String() string {
 func (*ForgetJob) ProtoMessage() {}
 
 func (x *ForgetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[31]
+	mi := &file_messages_quire_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2885,7 @@ func (x *ForgetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetJob.ProtoReflect.Descriptor instead.
 func (*ForgetJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{31}
+	return file_messages_quire_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ForgetJob) GetJobId() string {
@@ -2675,7 +2905,7 @@ type RetryChunk struct {
 
 func (x *RetryChunk) Reset() {
 	*x = RetryChunk{}
-	mi := &file_messages_quire_proto_msgTypes[32]
+	mi := &file_messages_quire_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2917,7 @@ func (x *RetryChunk) String() string {
 func (*RetryChunk) ProtoMessage() {}
 
 func (x *RetryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[32]
+	mi := &file_messages_quire_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2930,7 @@ func (x *RetryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryChunk.ProtoReflect.Descriptor instead.
 func (*RetryChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{32}
+	return file_messages_quire_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RetryChunk) GetIndex() int32 {
@@ -2722,7 +2952,7 @@ type RetryFinish struct {
 
 func (x *RetryFinish) Reset() {
 	*x = RetryFinish{}
-	mi := &file_messages_quire_proto_msgTypes[33]
+	mi := &file_messages_quire_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2734,7 +2964,7 @@ func (x *RetryFinish) String() string {
 func (*RetryFinish) ProtoMessage() {}
 
 func (x *RetryFinish) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[33]
+	mi := &file_messages_quire_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2747,7 +2977,7 @@ func (x *RetryFinish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryFinish.ProtoReflect.Descriptor instead.
 func (*RetryFinish) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{33}
+	return file_messages_quire_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RetryFinish) GetStatus() JobStatus {
@@ -2774,7 +3004,7 @@ type MemberLost struct {
 
 func (x *MemberLost) Reset() {
 	*x = MemberLost{}
-	mi := &file_messages_quire_proto_msgTypes[34]
+	mi := &file_messages_quire_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3016,7 @@ func (x *MemberLost) String() string {
 func (*MemberLost) ProtoMessage() {}
 
 func (x *MemberLost) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[34]
+	mi := &file_messages_quire_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3029,7 @@ func (x *MemberLost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberLost.ProtoReflect.Descriptor instead.
 func (*MemberLost) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{34}
+	return file_messages_quire_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MemberLost) GetNode() string {
@@ -2822,7 +3052,7 @@ type AttemptDeadline struct {
 
 func (x *AttemptDeadline) Reset() {
 	*x = AttemptDeadline{}
-	mi := &file_messages_quire_proto_msgTypes[35]
+	mi := &file_messages_quire_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +3064,7 @@ func (x *AttemptDeadline) String() string {
 func (*AttemptDeadline) ProtoMessage() {}
 
 func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[35]
+	mi := &file_messages_quire_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +3077,7 @@ func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttemptDeadline.ProtoReflect.Descriptor instead.
 func (*AttemptDeadline) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{35}
+	return file_messages_quire_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AttemptDeadline) GetIndex() int32 {
@@ -2881,7 +3111,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_messages_quire_proto_msgTypes[36]
+	mi := &file_messages_quire_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2893,7 +3123,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[36]
+	mi := &file_messages_quire_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2906,7 +3136,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{36}
+	return file_messages_quire_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CancelJob) GetJobId() string {
@@ -2934,7 +3164,7 @@ type CancelReply struct {
 
 func (x *CancelReply) Reset() {
 	*x = CancelReply{}
-	mi := &file_messages_quire_proto_msgTypes[37]
+	mi := &file_messages_quire_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2946,7 +3176,7 @@ func (x *CancelReply) String() string {
 func (*CancelReply) ProtoMessage() {}
 
 func (x *CancelReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[37]
+	mi := &file_messages_quire_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2959,7 +3189,7 @@ func (x *CancelReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReply.ProtoReflect.Descriptor instead.
 func (*CancelReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{37}
+	return file_messages_quire_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CancelReply) GetStatus() JobStatus {
@@ -2984,7 +3214,7 @@ type DispatcherStats struct {
 
 func (x *DispatcherStats) Reset() {
 	*x = DispatcherStats{}
-	mi := &file_messages_quire_proto_msgTypes[38]
+	mi := &file_messages_quire_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2996,7 +3226,7 @@ func (x *DispatcherStats) String() string {
 func (*DispatcherStats) ProtoMessage() {}
 
 func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[38]
+	mi := &file_messages_quire_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3009,7 +3239,7 @@ func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStats.ProtoReflect.Descriptor instead.
 func (*DispatcherStats) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{38}
+	return file_messages_quire_proto_rawDescGZIP(), []int{42}
 }
 
 type DispatcherStatsReply struct {
@@ -3023,7 +3253,7 @@ type DispatcherStatsReply struct {
 
 func (x *DispatcherStatsReply) Reset() {
 	*x = DispatcherStatsReply{}
-	mi := &file_messages_quire_proto_msgTypes[39]
+	mi := &file_messages_quire_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3265,7 @@ func (x *DispatcherStatsReply) String() string {
 func (*DispatcherStatsReply) ProtoMessage() {}
 
 func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[39]
+	mi := &file_messages_quire_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3278,7 @@ func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStatsReply.ProtoReflect.Descriptor instead.
 func (*DispatcherStatsReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{39}
+	return file_messages_quire_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DispatcherStatsReply) GetCapacity() int32 {
@@ -3214,7 +3444,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\bgrant_id\x18\x04 \x01(\tR\agrantId\"j\n" +
 	"\x0eCreditsGranted\x12+\n" +
 	"\abalance\x18\x01 \x01(\v2\x11.quire.v1.BalanceR\abalance\x12+\n" +
-	"\x05entry\x18\x02 \x01(\v2\x15.quire.v1.LedgerEntryR\x05entry\"\xd0\x01\n" +
+	"\x05entry\x18\x02 \x01(\v2\x15.quire.v1.LedgerEntryR\x05entry\"\xef\x01\n" +
 	"\x0eReserveCredits\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x15\n" +
@@ -3222,17 +3452,20 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x06amount\x18\x03 \x01(\x03R\x06amount\x121\n" +
 	"\n" +
 	"job_events\x18\x04 \x03(\v2\x12.quire.v1.JobEventR\tjobEvents\x12=\n" +
-	"\vidempotency\x18\x05 \x01(\v2\x1b.quire.v1.IdempotencyRecordR\vidempotency\"k\n" +
+	"\vidempotency\x18\x05 \x01(\v2\x1b.quire.v1.IdempotencyRecordR\vidempotency\x12\x1d\n" +
+	"\n" +
+	"owner_node\x18\x06 \x01(\tR\townerNode\"k\n" +
 	"\x0fCreditsReserved\x12+\n" +
 	"\x05entry\x18\x01 \x01(\v2\x15.quire.v1.LedgerEntryR\x05entry\x12+\n" +
-	"\abalance\x18\x02 \x01(\v2\x11.quire.v1.BalanceR\abalance\"\xa5\x01\n" +
+	"\abalance\x18\x02 \x01(\v2\x11.quire.v1.BalanceR\abalance\"\xb9\x01\n" +
 	"\rSettleCredits\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06charge\x18\x03 \x01(\x03R\x06charge\x12\x16\n" +
 	"\x06refund\x18\x04 \x01(\x03R\x06refund\x12.\n" +
-	"\bfinished\x18\x05 \x01(\v2\x12.quire.v1.JobEventR\bfinished\"W\n" +
+	"\bfinished\x18\x05 \x01(\v2\x12.quire.v1.JobEventR\bfinished\x12\x12\n" +
+	"\x04void\x18\x06 \x01(\bR\x04void\"W\n" +
 	"\x0eCreditsSettled\x12+\n" +
 	"\abalance\x18\x01 \x01(\v2\x11.quire.v1.BalanceR\abalance\x12\x18\n" +
 	"\aalready\x18\x02 \x01(\bR\aalready\"C\n" +
@@ -3243,16 +3476,33 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x06recent\x18\x02 \x01(\x05R\x06recent\"j\n" +
 	"\fBalanceReply\x12+\n" +
 	"\abalance\x18\x01 \x01(\v2\x11.quire.v1.BalanceR\abalance\x12-\n" +
-	"\x06recent\x18\x02 \x03(\v2\x15.quire.v1.LedgerEntryR\x06recent\"\xd2\x01\n" +
+	"\x06recent\x18\x02 \x03(\v2\x15.quire.v1.LedgerEntryR\x06recent\"-\n" +
+	"\fAuthenticate\x12\x1d\n" +
+	"\n" +
+	"key_sha256\x18\x01 \x01(\fR\tkeySha256\"+\n" +
+	"\n" +
+	"GetAccount\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\";\n" +
+	"\fAccountReply\x12+\n" +
+	"\aaccount\x18\x01 \x01(\v2\x11.quire.v1.AccountR\aaccount\"\x80\x01\n" +
+	"\x12PendingReservation\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x02 \x01(\tR\taccountId\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x04 \x01(\x03R\batUnixMs\"\xea\x01\n" +
 	"\vLedgerError\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.quire.v1.LedgerError.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"y\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x90\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CODE_INSUFFICIENT_CREDITS\x10\x01\x12\x18\n" +
 	"\x14CODE_UNKNOWN_ACCOUNT\x10\x02\x12\x10\n" +
 	"\fCODE_INVALID\x10\x03\x12\x10\n" +
-	"\fCODE_STORAGE\x10\x04\"\xb1\x03\n" +
+	"\fCODE_STORAGE\x10\x04\x12\x15\n" +
+	"\x11CODE_UNAUTHORIZED\x10\x05\"\xb1\x03\n" +
 	"\tChunkWork\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -3354,7 +3604,7 @@ func file_messages_quire_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_quire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_messages_quire_proto_goTypes = []any{
 	(JobStatus)(0),               // 0: quire.v1.JobStatus
 	(LedgerKind)(0),              // 1: quire.v1.LedgerKind
@@ -3385,20 +3635,24 @@ var file_messages_quire_proto_goTypes = []any{
 	(*CreditsSettled)(nil),       // 26: quire.v1.CreditsSettled
 	(*GetBalance)(nil),           // 27: quire.v1.GetBalance
 	(*BalanceReply)(nil),         // 28: quire.v1.BalanceReply
-	(*LedgerError)(nil),          // 29: quire.v1.LedgerError
-	(*ChunkWork)(nil),            // 30: quire.v1.ChunkWork
-	(*DispatchChunk)(nil),        // 31: quire.v1.DispatchChunk
-	(*ChunkRunning)(nil),         // 32: quire.v1.ChunkRunning
-	(*ChunkResult)(nil),          // 33: quire.v1.ChunkResult
-	(*ForgetJob)(nil),            // 34: quire.v1.ForgetJob
-	(*RetryChunk)(nil),           // 35: quire.v1.RetryChunk
-	(*RetryFinish)(nil),          // 36: quire.v1.RetryFinish
-	(*MemberLost)(nil),           // 37: quire.v1.MemberLost
-	(*AttemptDeadline)(nil),      // 38: quire.v1.AttemptDeadline
-	(*CancelJob)(nil),            // 39: quire.v1.CancelJob
-	(*CancelReply)(nil),          // 40: quire.v1.CancelReply
-	(*DispatcherStats)(nil),      // 41: quire.v1.DispatcherStats
-	(*DispatcherStatsReply)(nil), // 42: quire.v1.DispatcherStatsReply
+	(*Authenticate)(nil),         // 29: quire.v1.Authenticate
+	(*GetAccount)(nil),           // 30: quire.v1.GetAccount
+	(*AccountReply)(nil),         // 31: quire.v1.AccountReply
+	(*PendingReservation)(nil),   // 32: quire.v1.PendingReservation
+	(*LedgerError)(nil),          // 33: quire.v1.LedgerError
+	(*ChunkWork)(nil),            // 34: quire.v1.ChunkWork
+	(*DispatchChunk)(nil),        // 35: quire.v1.DispatchChunk
+	(*ChunkRunning)(nil),         // 36: quire.v1.ChunkRunning
+	(*ChunkResult)(nil),          // 37: quire.v1.ChunkResult
+	(*ForgetJob)(nil),            // 38: quire.v1.ForgetJob
+	(*RetryChunk)(nil),           // 39: quire.v1.RetryChunk
+	(*RetryFinish)(nil),          // 40: quire.v1.RetryFinish
+	(*MemberLost)(nil),           // 41: quire.v1.MemberLost
+	(*AttemptDeadline)(nil),      // 42: quire.v1.AttemptDeadline
+	(*CancelJob)(nil),            // 43: quire.v1.CancelJob
+	(*CancelReply)(nil),          // 44: quire.v1.CancelReply
+	(*DispatcherStats)(nil),      // 45: quire.v1.DispatcherStats
+	(*DispatcherStatsReply)(nil), // 46: quire.v1.DispatcherStatsReply
 }
 var file_messages_quire_proto_depIdxs = []int32{
 	3,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
@@ -3425,17 +3679,18 @@ var file_messages_quire_proto_depIdxs = []int32{
 	17, // 21: quire.v1.CreditsSettled.balance:type_name -> quire.v1.Balance
 	17, // 22: quire.v1.BalanceReply.balance:type_name -> quire.v1.Balance
 	16, // 23: quire.v1.BalanceReply.recent:type_name -> quire.v1.LedgerEntry
-	2,  // 24: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
-	3,  // 25: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
-	30, // 26: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
-	7,  // 27: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
-	0,  // 28: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
-	0,  // 29: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	14, // 24: quire.v1.AccountReply.account:type_name -> quire.v1.Account
+	2,  // 25: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
+	3,  // 26: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
+	34, // 27: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
+	7,  // 28: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
+	0,  // 29: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
+	0,  // 30: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_messages_quire_proto_init() }
@@ -3458,7 +3713,7 @@ func file_messages_quire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_quire_proto_rawDesc), len(file_messages_quire_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   40,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

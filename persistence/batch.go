@@ -129,3 +129,11 @@ func (b *Batch) PutAPIKey(k *messages.APIKey) {
 func (b *Batch) PutIdempotency(r *messages.IdempotencyRecord) {
 	b.setProto(idemKey(r.GetAccountId(), r.GetKey()), r)
 }
+
+// PutPending records a reservation asked of a remote ledger for a job not yet recorded.
+func (b *Batch) PutPending(p *messages.PendingReservation) {
+	b.setProto(pendingKey(p.GetJobId()), p)
+}
+
+// DeletePending removes a pending reservation (recorded or voided).
+func (b *Batch) DeletePending(job string) { b.del(pendingKey(job)) }

@@ -2,9 +2,11 @@ package persistence
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/quirehq/quire/messages"
@@ -76,4 +78,31 @@ func (s *Store) JobIDs(account, after string, fn func(job string) (bool, error))
 		}
 		return fn(id)
 	})
+}
+
+// PendingReservations lists the reservations asked of a remote ledger whose
+// jobs were not recorded (yet).
+func (s *Store) PendingReservations() ([]*messages.PendingReservation, error) {
+	var out []*messages.PendingReservation
+	err := s.scan(pendingPrefix, false, func(_, v []byte) (bool, error) {
+		p := &messages.PendingReservation{}
+		if err := proto.Unmarshal(v, p); err != nil {
+			return false, fmt.Errorf("%w: pending reservation: %v", ErrCorrupt, err)
+		}
+		out = append(out, p)
+		return true, nil
+	})
+	return out, err
+}
+
+// HasJob reports whether the store records the job (its first event).
+func (s *Store) HasJob(job string) (bool, error) {
+	_, closer, err := s.db.Get(eventKey(job, 1))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
 }

@@ -22,6 +22,7 @@ import (
 //	active/<job>                    present while the job is not terminal
 //	jobs/<account>/<job>            the account's job index
 //	idem/<account>/<key>            IdempotencyRecord
+//	pending/<job>                   PendingReservation (a job asked of a remote ledger, not yet recorded)
 func accountKey(id string) []byte      { return []byte("acct/" + id) }
 func apiKeyKey(sum []byte) []byte      { return []byte("key/" + hex.EncodeToString(sum)) }
 func balanceKey(account string) []byte { return []byte("bal/" + account) }
@@ -52,3 +53,6 @@ func activeKey(job string) []byte              { return []byte("active/" + job) 
 func jobIndexKey(account, job string) []byte   { return []byte("jobs/" + account + "/" + job) }
 func jobIndexPrefix(account string) []byte     { return []byte("jobs/" + account + "/") }
 func idemKey(account, key string) []byte       { return []byte("idem/" + account + "/" + key) }
+func pendingKey(job string) []byte             { return []byte("pending/" + job) }
+
+var pendingPrefix = []byte("pending/")

@@ -18,10 +18,14 @@ import (
 
 // Config is what every JobActor of a node shares.
 type Config struct {
-	Node       string
-	Store      *persistence.Store
-	Ledger     *ledger.Client
-	Dispatcher *actor.PID
+	Node   string
+	Store  *persistence.Store
+	Ledger *ledger.Client
+	// RemoteLedger is true when the ledger lives on another node: its store
+	// does not hold this job's events, so the job records its own ending
+	// after the ledger has settled (settling again is a no-op).
+	RemoteLedger bool
+	Dispatcher   *actor.PID
 	// Placer chooses the node of each attempt; nil places all on Dispatcher.
 	Placer Placer
 	// SourceURL is where workers on other nodes fetch a job's PDF:
@@ -347,9 +351,11 @@ func (a *Actor) finish(ctx actor.Context, status messages.JobStatus, errMsg stri
 	}}})
 	settleCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := a.cfg.Ledger.Settle(settleCtx, &messages.SettleCredits{
-		AccountId: cr.GetAccountId(), JobId: a.id, Charge: charge, Refund: refund, Finished: ev,
-	}); err != nil {
+	settle := &messages.SettleCredits{AccountId: cr.GetAccountId(), JobId: a.id, Charge: charge, Refund: refund, Finished: ev}
+	if a.cfg.RemoteLedger {
+		settle.Finished = nil
+	}
+	if _, err := a.cfg.Ledger.Settle(settleCtx, settle); err != nil {
 		if !errors.Is(err, ledger.ErrUnavailable) && !errors.Is(err, ledger.ErrStorage) {
 			// The ledger refused: a bug (charge + refund != reserved); loud.
 			panic(fmt.Errorf("job %s: settle credits: %w", a.id, err))
@@ -362,7 +368,13 @@ func (a *Actor) finish(ctx actor.Context, status messages.JobStatus, errMsg stri
 		time.AfterFunc(a.cfg.RetryBase+rand.N(a.cfg.RetryBase+1), func() { root.Send(self, retry) })
 		return
 	}
-	if err := a.st.Apply(ev); err != nil {
+	if a.cfg.RemoteLedger {
+		// Settled; a crash before this write settles again at the restart,
+		// which the ledger answers as already done.
+		b := a.cfg.Store.NewBatch()
+		b.AppendJobEvent(ev)
+		a.commit(b, ev)
+	} else if err := a.st.Apply(ev); err != nil {
 		panic(err)
 	}
 	a.cfg.Log.Info("job finished", "job", a.id, "status", status.Label(), "charged", charge, "refunded", refund)

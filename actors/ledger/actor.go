@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -52,6 +53,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(a.settle(m))
 	case *messages.GetBalance:
 		ctx.Respond(a.balance(m))
+	case *messages.Authenticate:
+		ctx.Respond(a.authenticate(m))
+	case *messages.GetAccount:
+		ctx.Respond(a.account(m.GetAccountId()))
 	}
 }
 
@@ -160,6 +165,10 @@ func (a *Actor) reserve(m *messages.ReserveCredits) any {
 	if e, err := a.store.JobLedgerEntry(m.GetJobId(), messages.LedgerKind_LEDGER_KIND_RESERVE); err == nil {
 		return &messages.CreditsReserved{Entry: e, Balance: clone(bal)}
 	}
+	if _, err := a.store.JobLedgerEntry(m.GetJobId(), messages.LedgerKind_LEDGER_KIND_CHARGE); err == nil {
+		// Settled (voided) before its reservation arrived: the job was given up.
+		return codeError(messages.LedgerError_CODE_INVALID, "job "+m.GetJobId()+" was already settled")
+	}
 	if avail := Available(bal); m.GetAmount() > avail {
 		return codeError(messages.LedgerError_CODE_INSUFFICIENT_CREDITS,
 			fmt.Sprintf("the job needs %d credits and %d are available", m.GetAmount(), avail))
@@ -192,6 +201,9 @@ func (a *Actor) settle(m *messages.SettleCredits) any {
 		return &messages.CreditsSettled{Balance: clone(bal), Already: true}
 	}
 	res, err := a.store.JobLedgerEntry(m.GetJobId(), messages.LedgerKind_LEDGER_KIND_RESERVE)
+	if err != nil && m.GetVoid() {
+		return a.void(m, bal)
+	}
 	if err != nil {
 		a.log.Error("settlement without reservation", "job", m.GetJobId(), "err", err)
 		return codeError(messages.LedgerError_CODE_INVALID, "job "+m.GetJobId()+" has no reservation")
@@ -221,6 +233,42 @@ func (a *Actor) settle(m *messages.SettleCredits) any {
 	}
 	a.balances[m.GetAccountId()] = next
 	return &messages.CreditsSettled{Balance: clone(next)}
+}
+
+// void records that a job whose reservation was never made is settled, with
+// zero charge and refund entries: nothing moves, and a reservation for the job
+// that arrives later is refused.
+func (a *Actor) void(m *messages.SettleCredits, bal *messages.Balance) any {
+	b := a.store.NewBatch()
+	b.PutLedgerEntry(a.entry(m.GetAccountId(), m.GetJobId(), messages.LedgerKind_LEDGER_KIND_CHARGE, 0, "job never recorded: nothing reserved"))
+	b.PutLedgerEntry(a.entry(m.GetAccountId(), m.GetJobId(), messages.LedgerKind_LEDGER_KIND_REFUND, 0, "job never recorded: nothing reserved"))
+	if err := a.commit(b); err != nil {
+		return err
+	}
+	a.log.Info("voided a reservation that was never made", "job", m.GetJobId())
+	return &messages.CreditsSettled{Balance: clone(bal)}
+}
+
+func (a *Actor) authenticate(m *messages.Authenticate) any {
+	rec, err := a.store.APIKeyByHash(m.GetKeySha256())
+	if errors.Is(err, persistence.ErrNotFound) || (err == nil && rec.GetRevoked()) {
+		return codeError(messages.LedgerError_CODE_UNAUTHORIZED, "unknown or revoked API key")
+	}
+	if err != nil {
+		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
+	}
+	return a.account(rec.GetAccountId())
+}
+
+func (a *Actor) account(id string) any {
+	acct, err := a.store.Account(id)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return codeError(messages.LedgerError_CODE_UNKNOWN_ACCOUNT, id)
+	}
+	if err != nil {
+		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
+	}
+	return &messages.AccountReply{Account: acct}
 }
 
 func (a *Actor) balance(m *messages.GetBalance) any {

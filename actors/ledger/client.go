@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,17 +13,27 @@ import (
 // Client asks the LedgerActor and turns its answers into Go values and errors.
 type Client struct {
 	root    *actor.RootContext
-	pid     *actor.PID
+	resolve func() (*actor.PID, error)
 	timeout time.Duration
 }
 
 // NewClient talks to the ledger at pid.
 func NewClient(root *actor.RootContext, pid *actor.PID, timeout time.Duration) *Client {
-	return &Client{root: root, pid: pid, timeout: timeout}
+	return &Client{root: root, resolve: func() (*actor.PID, error) { return pid, nil }, timeout: timeout}
 }
 
-// PID is the ledger's address.
-func (c *Client) PID() *actor.PID { return c.pid }
+// NewRemoteClient talks to a ledger that resolve finds at each request (it
+// lives on another node, whose address may change when it restarts). An error
+// from resolve, which should wrap ErrUnavailable, is the request's answer.
+func NewRemoteClient(root *actor.RootContext, resolve func() (*actor.PID, error), timeout time.Duration) *Client {
+	return &Client{root: root, resolve: resolve, timeout: timeout}
+}
+
+// PID is the ledger's address, or nil when it cannot be found now.
+func (c *Client) PID() *actor.PID {
+	pid, _ := c.resolve()
+	return pid
+}
 
 func ask[T any](ctx context.Context, c *Client, msg any) (T, error) {
 	var zero T
@@ -35,11 +44,14 @@ func ask[T any](ctx context.Context, c *Client, msg any) (T, error) {
 	if timeout <= 0 {
 		return zero, fmt.Errorf("%w: %v", ErrUnavailable, context.DeadlineExceeded)
 	}
-	res, err := c.root.RequestFuture(c.pid, msg, timeout).Result()
+	pid, err := c.resolve()
 	if err != nil {
-		if errors.Is(err, actor.ErrTimeout) || errors.Is(err, actor.ErrDeadLetter) {
-			return zero, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
+		return zero, err
+	}
+	res, err := c.root.RequestFuture(pid, msg, timeout).Result()
+	if err != nil {
+		// A timeout, a dead letter, a lost connection: the request may or may
+		// not have been applied; every ledger request is safe to repeat.
 		return zero, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	switch r := res.(type) {
@@ -69,6 +81,18 @@ func (c *Client) Reserve(ctx context.Context, m *messages.ReserveCredits) (*mess
 // Settle charges and refunds a finished job and records its JobFinished event.
 func (c *Client) Settle(ctx context.Context, m *messages.SettleCredits) (*messages.CreditsSettled, error) {
 	return ask[*messages.CreditsSettled](ctx, c, m)
+}
+
+// Authenticate finds the account of the API key whose SHA-256 is sum.
+func (c *Client) Authenticate(ctx context.Context, sum []byte) (*messages.Account, error) {
+	r, err := ask[*messages.AccountReply](ctx, c, &messages.Authenticate{KeySha256: sum})
+	return r.GetAccount(), err
+}
+
+// Account reads an account.
+func (c *Client) Account(ctx context.Context, id string) (*messages.Account, error) {
+	r, err := ask[*messages.AccountReply](ctx, c, &messages.GetAccount{AccountId: id})
+	return r.GetAccount(), err
 }
 
 // Balance reads an account's balance and its most recent entries.

@@ -18,6 +18,8 @@ var (
 	ErrInvalid = errors.New("ledger: invalid request")
 	// ErrStorage means the movement could not be made durable; nothing moved.
 	ErrStorage = errors.New("ledger: storage failure")
+	// ErrUnauthorized means no live API key has that hash.
+	ErrUnauthorized = errors.New("ledger: unknown or revoked API key")
 	// ErrUnavailable means the ledger did not answer in time.
 	ErrUnavailable = errors.New("ledger: unavailable")
 	// ErrDiscrepancy means the stored balances do not match the entries.
@@ -38,6 +40,8 @@ func asError(e *messages.LedgerError) error {
 		base = ErrUnknownAccount
 	case messages.LedgerError_CODE_STORAGE:
 		base = ErrStorage
+	case messages.LedgerError_CODE_UNAUTHORIZED:
+		return ErrUnauthorized
 	default:
 		base = ErrInvalid
 	}

@@ -771,3 +771,91 @@ func TestVerifyDetectsUnbalancedSettlement(t *testing.T) {
 		t.Fatalf("Verify = %v, want ErrDiscrepancy", err)
 	}
 }
+
+// TestVoid: a node whose remote reservation went unanswered voids it. A
+// reservation that was made is refunded in full; one that never arrived is
+// marked, so that when it arrives late it is refused; voiding twice moves
+// nothing; and the ledger still verifies.
+func TestVoid(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	acct := h.createAccount("a", 10).GetAccount().GetId()
+	void := func(job string, amount int64) (*messages.CreditsSettled, error) {
+		return h.client.Settle(ctx, &messages.SettleCredits{AccountId: acct, JobId: job, Refund: amount, Void: true})
+	}
+	remote := func(job string, amount int64) *messages.ReserveCredits {
+		return &messages.ReserveCredits{AccountId: acct, JobId: job, Amount: amount, OwnerNode: "n2"}
+	}
+
+	// Made, then voided: all of it back.
+	if _, err := h.client.Reserve(ctx, remote("made", 4)); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.balance(acct); got.GetReserved() != 4 {
+		t.Fatalf("reserved %d after the reservation, want 4", got.GetReserved())
+	}
+	if _, err := void("made", 4); err != nil {
+		t.Fatalf("void a made reservation: %v", err)
+	}
+	if got := h.balance(acct); got.GetReserved() != 0 || got.GetCharged() != 0 || ledger.Available(got) != 10 {
+		t.Errorf("after the void: %v, want nothing reserved or charged, 10 available", got)
+	}
+
+	// Voided before it arrived: refused when it does, nothing moves.
+	seq := h.ledgerSeq()
+	if _, err := void("late", 3); err != nil {
+		t.Fatalf("void a reservation never made: %v", err)
+	}
+	if got := h.ledgerSeq(); got != seq+2 {
+		t.Errorf("voiding an absent reservation wrote %d entries, want 2 (zero charge, zero refund)", got-seq)
+	}
+	if _, err := h.client.Reserve(ctx, remote("late", 3)); !errors.Is(err, ledger.ErrInvalid) {
+		t.Errorf("a reservation arriving after its void: %v, want ErrInvalid", err)
+	}
+	if got := h.balance(acct); got.GetReserved() != 0 || ledger.Available(got) != 10 {
+		t.Errorf("after the late reservation: %v, want 10 available", got)
+	}
+
+	// Again: nothing moves.
+	seq = h.ledgerSeq()
+	for _, job := range []string{"made", "late"} {
+		if res, err := void(job, 0); err != nil || !res.GetAlready() {
+			t.Errorf("second void of %s: %v, %v; want already settled", job, res, err)
+		}
+	}
+	if got := h.ledgerSeq(); got != seq {
+		t.Errorf("second voids wrote %d entries", got-seq)
+	}
+	h.restart()
+	if err := ledger.Verify(h.store); err != nil {
+		t.Errorf("Verify after voids: %v", err)
+	}
+	if got := h.balance(acct); ledger.Available(got) != 10 {
+		t.Errorf("after a restart: %v, want 10 available", got)
+	}
+}
+
+// TestAuthenticate: the ledger finds an account by its key's hash; unknown
+// hashes are ErrUnauthorized.
+func TestAuthenticate(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	sum := []byte("0123456789abcdef0123456789abcdef")
+	created, err := h.client.CreateAccount(ctx, &messages.CreateAccount{Name: "k", Credits: 1, KeySha256: sum, KeyId: "key_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.client.Authenticate(ctx, sum)
+	if err != nil || got.GetId() != created.GetAccount().GetId() {
+		t.Errorf("Authenticate(known hash) = %v, %v", got, err)
+	}
+	if _, err := h.client.Authenticate(ctx, []byte("other")); !errors.Is(err, ledger.ErrUnauthorized) {
+		t.Errorf("Authenticate(unknown hash): %v, want ErrUnauthorized", err)
+	}
+	if a, err := h.client.Account(ctx, created.GetAccount().GetId()); err != nil || a.GetName() != "k" {
+		t.Errorf("Account = %v, %v", a, err)
+	}
+	if _, err := h.client.Account(ctx, "acct_none"); !errors.Is(err, ledger.ErrUnknownAccount) {
+		t.Errorf("Account(unknown): %v, want ErrUnknownAccount", err)
+	}
+}

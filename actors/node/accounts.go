@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/persistence"
 )
@@ -57,12 +58,16 @@ func newAPIKey() (key, keyID string, sum []byte, err error) {
 }
 
 // Authenticate finds the account an API key belongs to. The key is looked up
-// by its SHA-256, so no comparison ever touches the key itself.
-func (n *Node) Authenticate(key string) (*messages.Account, error) {
+// by its SHA-256, so no comparison ever touches the key itself; on a node
+// that does not hold the ledger, the ledger's node is asked.
+func (n *Node) Authenticate(ctx context.Context, key string) (*messages.Account, error) {
 	if !strings.HasPrefix(key, keyPrefix) || len(key) > 128 {
 		return nil, ErrUnauthorized
 	}
 	h := sha256.Sum256([]byte(key))
+	if !n.HoldsLedger() {
+		return n.authenticateRemote(ctx, h)
+	}
 	rec, err := n.cfg.Store.APIKeyByHash(h[:])
 	if errors.Is(err, persistence.ErrNotFound) || (err == nil && rec.GetRevoked()) {
 		return nil, ErrUnauthorized
@@ -74,9 +79,15 @@ func (n *Node) Authenticate(key string) (*messages.Account, error) {
 }
 
 // Account loads an account by id.
-func (n *Node) Account(id string) (*messages.Account, error) {
-	a, err := n.cfg.Store.Account(id)
-	if errors.Is(err, persistence.ErrNotFound) {
+func (n *Node) Account(ctx context.Context, id string) (*messages.Account, error) {
+	var a *messages.Account
+	var err error
+	if n.HoldsLedger() {
+		a, err = n.cfg.Store.Account(id)
+	} else {
+		a, err = n.ledger.Account(ctx, id)
+	}
+	if errors.Is(err, persistence.ErrNotFound) || errors.Is(err, ledger.ErrUnknownAccount) {
 		return nil, fmt.Errorf("%w: no account %s", ErrInvalidRequest, id)
 	}
 	return a, err

@@ -151,6 +151,15 @@ func (p *placer) forget(node string, unreachable bool) {
 	}
 }
 
+// isDown reports whether the connection to a member was lost recently and
+// gossip has not said since that it is back.
+func (p *placer) isDown(node string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at, ok := p.mu.down[node]
+	return ok && time.Since(at) < downFor
+}
+
 // back clears a member's down mark (it joined again).
 func (p *placer) back(node string) {
 	p.mu.Lock()

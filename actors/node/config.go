@@ -32,6 +32,9 @@ type Config struct {
 	Join          []string // gossip addresses of members to join
 	HTTPURL       string   // this node's REST API as the others reach it (http://host:port)
 	ClusterSecret string   // what nodes present to fetch each other's PDFs
+	// LedgerNode names the node that holds the cluster's one ledger. Empty: a
+	// node that joins no one holds it, the others learn it from gossip.
+	LedgerNode string
 
 	Log *slog.Logger
 	Now func() time.Time
@@ -108,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GossipAddr != "" && (c.RemoteAddr == "" || c.HTTPURL == "" || c.ClusterSecret == "") {
 		errs = append(errs, errors.New("a clustered node (gossip address set) needs a remote address, its HTTP URL and a cluster secret"))
+	}
+	if c.GossipAddr == "" && c.LedgerNode != "" && c.LedgerNode != c.Name {
+		errs = append(errs, fmt.Errorf("ledger node %q is set but this node is not in a cluster (no gossip address)", c.LedgerNode))
 	}
 	if c.ChunkTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("chunk timeout must be positive (got %s)", c.ChunkTimeout))

@@ -81,9 +81,15 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 	if _, err := s.Upload.Commit(jobID); err != nil {
 		return nil, err
 	}
-	if _, err := n.ledger.Reserve(ctx, &messages.ReserveCredits{
+	reserve := &messages.ReserveCredits{
 		AccountId: s.Account.GetId(), JobId: jobID, Amount: created.GetCreditsReserved(), JobEvents: evs,
-	}); err != nil {
+	}
+	if n.HoldsLedger() {
+		_, err = n.ledger.Reserve(ctx, reserve) // credits and job in one write
+	} else {
+		err = n.reserveRemote(ctx, reserve)
+	}
+	if err != nil {
 		if rerr := n.cfg.Store.RemoveBlob(jobID); rerr != nil {
 			n.cfg.Log.Error("remove pdf of refused job", "job", jobID, "err", rerr)
 		}
@@ -116,6 +122,15 @@ func (n *Node) Job(ctx context.Context, account, id string) (*job.State, error) 
 		return nil, ErrJobNotFound // never say that another account's job exists
 	}
 	return st, nil
+}
+
+// HasJob reports whether this node records the job (it accepted it).
+func (n *Node) HasJob(id string) bool {
+	if _, err := uuid.Parse(id); err != nil {
+		return false
+	}
+	ok, err := n.cfg.Store.HasJob(id)
+	return err == nil && ok
 }
 
 // Jobs lists an account's jobs, newest first, after the cursor (a job id),

@@ -32,6 +32,12 @@ type Node struct {
 	placer     *placer          // nil unless clustered
 	stop       context.CancelFunc
 	wg         sync.WaitGroup
+	auth       authCache // keys a remote ledger accepted (fallback while it is down)
+
+	pending struct {
+		sync.Mutex
+		jobs map[string]bool // submissions waiting for a remote ledger
+	}
 
 	mu struct {
 		sync.Mutex
@@ -51,8 +57,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := ledger.Verify(cfg.Store); err != nil {
-		return nil, fmt.Errorf("node: refusing to start: %w", err)
+	local := cfg.ledgerIsLocal()
+	if local {
+		if err := ledger.Verify(cfg.Store); err != nil {
+			return nil, fmt.Errorf("node: refusing to start: %w", err)
+		}
 	}
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Log.With("component", "actors")
@@ -66,9 +75,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		n.remote = r
 	}
-	ledgerPID, err := system.Root.SpawnNamed(ledger.Props(cfg.Store, cfg.Log.With("component", "ledger"), cfg.Now), "ledger")
-	if err != nil {
-		return nil, fmt.Errorf("node: start ledger: %w", err)
+	if local {
+		ledgerPID, err := system.Root.SpawnNamed(ledger.Props(cfg.Store, cfg.Log.With("component", "ledger"), cfg.Now), ledgerName)
+		if err != nil {
+			return nil, fmt.Errorf("node: start ledger: %w", err)
+		}
+		n.ledger = ledger.NewClient(system.Root, ledgerPID, 10*time.Second)
+	} else {
+		n.ledger = ledger.NewRemoteClient(system.Root, n.resolveLedger, remoteLedgerTimeout)
 	}
 	dispatcherPID, err := system.Root.SpawnNamed(dispatch.Props(dispatch.Config{
 		Node: cfg.Name, Capacity: cfg.Concurrency, Extractors: cfg.Extractors, Log: cfg.Log.With("component", "dispatch"),
@@ -78,9 +92,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: start dispatcher: %w", err)
 	}
 	n.dispatcher = dispatcherPID
-	n.ledger = ledger.NewClient(system.Root, ledgerPID, 10*time.Second)
 	n.jobCfg = job.Config{
-		Node: cfg.Name, Store: cfg.Store, Ledger: n.ledger, Dispatcher: dispatcherPID,
+		Node: cfg.Name, Store: cfg.Store, Ledger: n.ledger, RemoteLedger: !local, Dispatcher: dispatcherPID,
 		SourceURL:    strings.TrimRight(cfg.HTTPURL, "/") + InternalPDFPath,
 		ChunkTimeout: cfg.ChunkTimeout, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		Log: cfg.Log.With("component", "job"), Now: cfg.Now,
@@ -88,9 +101,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	if cfg.GossipAddr != "" {
+		ledgerNode := cfg.LedgerNode
+		if local {
+			ledgerNode = cfg.Name
+		}
 		c, err := cluster.Start(ctx, cluster.Config{
 			Name: cfg.Name, BindAddr: cfg.GossipAddr, Join: cfg.Join, Log: cfg.Log.With("component", "cluster"),
-			Meta: cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, RemoteAddr: system.Address(), Capacity: cfg.Concurrency},
+			Meta: cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, RemoteAddr: system.Address(), Capacity: cfg.Concurrency, LedgerNode: ledgerNode},
 		})
 		if err != nil {
 			stop()
@@ -103,6 +120,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.wg.Add(2)
 		go func() { defer n.wg.Done(); n.watchMembers(bg) }()
 		go func() { defer n.wg.Done(); n.publishLoad(bg, 500*time.Millisecond) }()
+	}
+	if !local {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.sweepPending(bg, 2*time.Second) }()
 	}
 	if err := n.recover(); err != nil {
 		n.Close()
@@ -203,7 +224,9 @@ func (n *Node) Close() {
 	}
 	stopAll(jobs...)
 	stopAll(n.dispatcher)
-	stopAll(n.ledger.PID())
+	if n.HoldsLedger() {
+		stopAll(n.ledger.PID())
+	}
 	if n.cluster != nil {
 		_ = n.cluster.Close()
 	}

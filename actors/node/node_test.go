@@ -946,12 +946,12 @@ func TestAccountsAndJobListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := n.Authenticate(a.APIKey)
+	got, err := n.Authenticate(t.Context(), a.APIKey)
 	if err != nil || got.GetId() != a.Account.GetId() {
 		t.Fatalf("Authenticate(alice's key) = %v, %v", got, err)
 	}
 	for _, key := range []string{"", "qk_wrong", strings.TrimPrefix(a.APIKey, "qk_"), a.APIKey + "x"} {
-		if _, err := n.Authenticate(key); !errors.Is(err, node.ErrUnauthorized) {
+		if _, err := n.Authenticate(t.Context(), key); !errors.Is(err, node.ErrUnauthorized) {
 			t.Errorf("Authenticate(%q): %v, want ErrUnauthorized", key, err)
 		}
 	}

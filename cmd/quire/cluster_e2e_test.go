@@ -52,7 +52,7 @@ type testCluster struct {
 }
 
 // startCluster starts size nodes on free ports (one chunk slot each, 3 s
-// chunk timeout, 10 s drain timeout) and waits until every one of them sees
+// chunk timeout, 10 s drain timeout, the ledger on n1) and waits until every one of them sees
 // all of them alive.
 func startCluster(tb testing.TB, size int) *testCluster {
 	tb.Helper()
@@ -80,6 +80,7 @@ func startCluster(tb testing.TB, size int) *testCluster {
 			args: []string{
 				"--gossip-addr", p.gossip, "--remote-addr", p.remote, "--join", strings.Join(join, ","),
 				"--concurrency", "1", "--chunk-timeout", "3s", "--drain-timeout", "10s",
+				"--ledger-node", "n1",
 			},
 		}))
 	}
@@ -776,4 +777,110 @@ func TestClusterDrain(t *testing.T) {
 		}
 	}
 	t.Logf("after the drain: chunks by node %v", byNode)
+}
+
+// TestClusterLedger: one ledger for the cluster, on n1. An account made
+// through n2 pays for a job submitted to n3 and read through any node; with
+// n1 killed, a submission gets a clear 503 and leaves nothing behind, jobs
+// already running finish their chunks and settle once n1 is back, and the
+// credits add up exactly.
+func TestClusterLedger(t *testing.T) {
+	pages := corpusManifest(t)[clusterPDF].Pages
+	file := corpusFile(t, clusterPDF)
+	c := startCluster(t, 3)
+	ledgerNode, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	const granted = 10000
+	acct, _ := n2.newAccount(t, "one-ledger", granted)
+	via := func(n *testNode) *apiClient { return n.client(acct.token) }
+
+	// Paid on n3, read anywhere.
+	j := submitChunked(t, via(n3), file, pages, clusterChunkPages)
+	for _, n := range c.nodes {
+		if got := via(n).job(t, j.ID); got.ID != j.ID || got.Pages != pages {
+			t.Errorf("GET /v1/jobs/%s through %s = %+v", j.ID, n.name, got)
+		}
+		var list struct {
+			Jobs []jobView `json:"jobs"`
+		}
+		via(n).get(t, "/v1/jobs").decode(t, http.StatusOK, &list)
+		if len(list.Jobs) != 1 || list.Jobs[0].ID != j.ID {
+			t.Errorf("GET /v1/jobs through %s lists %+v, want only %s", n.name, list.Jobs, j.ID)
+		}
+		if cr := via(n).credits(t).standing(); cr.Reserved != int64(pages) && cr.Charged != int64(pages) {
+			t.Errorf("credits through %s: %+v; want the job's %d pages reserved or charged", n.name, cr, pages)
+		}
+	}
+	final, _ := via(ledgerNode).waitTerminal(t, j, clusterJobTimeout)
+	checkCompleted(t, via(n2), final, pages, c.names())
+	for _, n := range c.nodes {
+		checkAccount(t, via(n), granted, int64(pages))
+	}
+	// Another account's key does not see the job through any node.
+	other, _ := ledgerNode.newAccount(t, "stranger", 10)
+	for _, n := range c.nodes {
+		n.client(other.token).get(t, "/v1/jobs/"+j.ID).wantProblem(t, http.StatusNotFound)
+	}
+
+	// A job running on n3 when the ledger's node dies.
+	running := submitChunked(t, via(n3), file, pages, clusterChunkPages)
+	ledgerNode.kill()
+	killed := time.Now()
+
+	// Submissions get a clear 503 at once, and nothing is left behind.
+	tmpBefore, blobsBefore := n2.tmpFiles(t), n2.listDir(t, "blobs")
+	var refused *problem
+	pollUntil(t, 30*time.Second, "a submission to n2 answered 503", func() bool {
+		start := time.Now()
+		body, ct := multipartBody(t, file, map[string]string{"chunk_pages": strconv.Itoa(clusterChunkPages)})
+		r := via(n2).do(t, http.MethodPost, "/v1/jobs", body, ct)
+		if r.Status == http.StatusAccepted {
+			t.Fatalf("n2 accepted a job while the ledger's node was down: %s", r)
+		}
+		if r.Status != http.StatusServiceUnavailable {
+			return false
+		}
+		refused = r.wantProblem(t, http.StatusServiceUnavailable)
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("503 without Retry-After: %s", r)
+		}
+		t.Logf("submission refused in %s, %s after the kill: %q", time.Since(start).Round(time.Millisecond),
+			time.Since(killed).Round(time.Millisecond), refused.Detail)
+		return true
+	})
+	if !strings.Contains(refused.Detail, "ledger") {
+		t.Errorf("503 detail %q does not say the ledger is unreachable", refused.Detail)
+	}
+	if got := n2.tmpFiles(t); len(got) > len(tmpBefore) {
+		t.Errorf("n2 left temporary files after a refused submission: %v", got)
+	}
+	if got := n2.listDir(t, "blobs"); len(got) > len(blobsBefore) {
+		t.Errorf("n2 kept a PDF of a refused submission: %v (before: %v)", got, blobsBefore)
+	}
+	// Known keys still read their jobs while the ledger is away.
+	if got := via(n3).job(t, j.ID); got.Status != "completed" {
+		t.Errorf("job %s read through n3 with the ledger down: %s", j.ID, got.Status)
+	}
+	// The running job does all its chunks, but cannot settle yet.
+	pollResult(t, via(n3), running.ID, "every chunk of the running job done", func(r resultView) bool {
+		for _, ch := range r.Chunks {
+			if ch.Status != "done" {
+				return false
+			}
+		}
+		return true
+	})
+	if got := via(n3).job(t, running.ID); terminalStatus[got.Status] {
+		t.Fatalf("job %s ended %s while the ledger was down: it cannot have settled", running.ID, got.Status)
+	}
+
+	ledgerNode.start()
+	c.waitAllAlive(t, c.nodes...)
+	final, _ = via(n3).waitTerminal(t, running, clusterJobTimeout)
+	checkCompleted(t, via(n3), final, pages, c.names())
+	third := submitChunked(t, via(n2), file, pages, clusterChunkPages)
+	final, _ = via(n2).waitTerminal(t, third, clusterJobTimeout)
+	checkCompleted(t, via(n2), final, pages, c.names())
+	for _, n := range c.nodes {
+		checkAccount(t, via(n), granted, int64(3*pages))
+	}
 }

@@ -326,6 +326,22 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 			n.adminToken = v
 		}
 	}
+	// A node that does not hold the cluster's ledger makes no demo account.
+	remoteLedger := false
+	for i, a := range o.args {
+		if a == "--ledger-node" && i+1 < len(o.args) && o.args[i+1] != n.name {
+			remoteLedger = true
+		}
+	}
+	if remoteLedger {
+		if len(creds) != 0 {
+			tb.Errorf("%s does not hold the ledger but wrote credentials.env: %v", n.name, keys(creds))
+		}
+		if n.adminToken == "" {
+			tb.Fatalf("no admin token for %s", n.name)
+		}
+		return n
+	}
 	if n.adminToken == "" || n.demoKey == "" {
 		tb.Fatalf("credentials.env in %s lacks QUIRE_ADMIN_TOKEN or QUIRE_API_KEY: %v", n.dataDir, keys(creds))
 	}

@@ -57,6 +57,7 @@ type serveFlags struct {
 	join           []string
 	advertiseURL   string
 	clusterSecret  string
+	ledgerNode     string
 	drainTimeout   time.Duration
 }
 
@@ -105,6 +106,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.StringVar(&f.remoteAddr, "remote-addr", "", "actor-system (gRPC) address (host:port) the other nodes reach this one on")
 	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of nodes to join (host:port,...)")
 	fl.StringVar(&f.advertiseURL, "advertise-url", "", "this node's REST API as the other nodes reach it (default: from --http-addr)")
+	fl.StringVar(&f.ledgerNode, "ledger-node", "", "name of the node that holds the cluster's ledger (accounts, keys, credits); give every node the same (default: the node started without --join)")
 	fl.StringVar(&f.clusterSecret, "cluster-secret", "", "secret the nodes share to fetch each other's PDFs (default: derived from the admin token)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running chunks may take to finish")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
@@ -172,7 +174,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		Concurrency: f.concurrency, ChunkPages: f.chunkPages, CreditsPerPage: f.creditsPerPage,
 		MaxPages: f.maxPages, MaxAttempts: f.maxAttempts, ChunkTimeout: f.chunkTimeout,
 		GossipAddr: f.gossipAddr, RemoteAddr: f.remoteAddr, Join: f.join, HTTPURL: advertise, ClusterSecret: secret,
-		Log: log,
+		LedgerNode: f.ledgerNode, Log: log,
 	})
 	if err != nil {
 		return err
@@ -187,7 +189,10 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if generated {
 		fmt.Fprintf(out, "  admin token:  %s  (generated; saved in %s)\n", adminToken, filepath.Join(f.dataDir, "admin-token"))
 	}
-	if f.demo {
+	if !n.HoldsLedger() {
+		fmt.Fprintf(out, "  ledger:       on node %q (accounts, keys and credits are kept there)\n", n.LedgerNode())
+	}
+	if f.demo && n.HoldsLedger() {
 		if err := ensureDemo(ctx, n, f, adminToken, generated, url, out); err != nil {
 			return err
 		}
