@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/quirehq/quire/bench/pdfgen"
 )
 
 const (
@@ -56,6 +58,12 @@ type testCluster struct {
 // all of them alive.
 func startCluster(tb testing.TB, size int) *testCluster {
 	tb.Helper()
+	return startClusterEnv(tb, size, nil)
+}
+
+// startClusterEnv is startCluster with extra environment for every node.
+func startClusterEnv(tb testing.TB, size int, env []string) *testCluster {
+	tb.Helper()
 	used := map[string]bool{}
 	pick := func(free func(testing.TB) string) string {
 		for {
@@ -76,7 +84,7 @@ func startCluster(tb testing.TB, size int) *testCluster {
 	for i, p := range ps {
 		c.nodes = append(c.nodes, startNodeWith(tb, nodeOptions{
 			name: fmt.Sprintf("n%d", i+1), addr: p.http,
-			env: []string{"QUIRE_ADMIN_TOKEN=" + clusterAdminToken},
+			env: append([]string{"QUIRE_ADMIN_TOKEN=" + clusterAdminToken}, env...),
 			args: []string{
 				"--gossip-addr", p.gossip, "--remote-addr", p.remote, "--join", strings.Join(join, ","),
 				"--concurrency", "1", "--chunk-timeout", "3s", "--drain-timeout", "10s",
@@ -883,4 +891,52 @@ func TestClusterLedger(t *testing.T) {
 	for _, n := range c.nodes {
 		checkAccount(t, via(n), granted, int64(3*pages))
 	}
+}
+
+// TestClusterImageHeavyPDF: a 29 MB, 930-page image-heavy PDF submitted to
+// one node is processed by gemini chunks on all three: workers fetch the PDF
+// from its owner over HTTP and cut their chunks (about 1 MB each) themselves,
+// so no message between nodes comes near gRPC's 4 MB default.
+func TestClusterImageHeavyPDF(t *testing.T) {
+	const pages, side, chunkPages = 930, 176, 30
+	path := filepath.Join(t.TempDir(), "images-930p.pdf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pdfgen.GenerateImages(f, pages, side); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() < 29_000_000 {
+		t.Fatalf("generated PDF is %d bytes, want at least 29 MB", st.Size())
+	}
+	fake := startFakeGemini(t, fastFake("--seed", "7")...)
+	c := startClusterEnv(t, 3, fake.env())
+	owner := c.nodes[1]
+	cl, _ := owner.newAccount(t, "image-heavy", 10000)
+	j := submitGemini(t, cl, path, pages, chunkPages)
+	start := time.Now()
+	final, _ := cl.waitTerminal(t, j, clusterJobTimeout)
+	if final.Status != "completed" || final.Error != "" {
+		t.Fatalf("job ended %s (error %q), want completed", final.Status, final.Error)
+	}
+	r := cl.result(t, j.ID)
+	byNode := tally(r)
+	t.Logf("%.1f MB, %d pages, %d chunks in %s; chunks by node: %v", float64(st.Size())/1e6, pages, len(r.Chunks), time.Since(start).Round(time.Millisecond), byNode)
+	for _, n := range c.names() {
+		if byNode[n]["done"] == 0 {
+			t.Errorf("no chunk ran on %s; chunks by node: %v", n, byNode)
+		}
+	}
+	if s := fake.stats(t); s.UniqueChunks != int64(len(r.Chunks)) {
+		t.Errorf("the fake saw %d distinct chunks, want %d", s.UniqueChunks, len(r.Chunks))
+	}
+	checkAccount(t, cl, 10000, pages)
 }
