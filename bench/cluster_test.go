@@ -75,11 +75,11 @@ type chunkView struct {
 }
 
 // startMember starts node name of a cluster whose nodes share adminToken and
-// join through join (gossip addresses).
+// join through join (gossip addresses); n1 holds the ledger.
 func startMember(tb testing.TB, adminToken, name, gossip, remote string, join []string, slots int, extra ...string) *member {
 	tb.Helper()
 	args := []string{"--node-name", name, "--gossip-addr", gossip, "--remote-addr", remote,
-		"--join", strings.Join(join, ","), "--concurrency", strconv.Itoa(slots)}
+		"--join", strings.Join(join, ","), "--ledger-node", "n1", "--concurrency", strconv.Itoa(slots)}
 	n := startNodeWithToken(tb, adminToken, append(args, extra...)...)
 	return &member{node: n, name: name, gossip: gossip, remote: remote}
 }

@@ -334,11 +334,14 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 		}
 	}
 	if remoteLedger {
-		if len(creds) != 0 {
-			tb.Errorf("%s does not hold the ledger but wrote credentials.env: %v", n.name, keys(creds))
+		if n.demoKey != "" {
+			tb.Errorf("%s does not hold the ledger but made a demo account (credentials.env: %v)", n.name, keys(creds))
 		}
 		if n.adminToken == "" {
 			tb.Fatalf("no admin token for %s", n.name)
+		}
+		if got := creds["QUIRE_URL"]; got != n.url {
+			tb.Errorf("credentials.env QUIRE_URL = %q, want %q", got, n.url)
 		}
 		return n
 	}

@@ -192,7 +192,11 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if !n.HoldsLedger() {
 		fmt.Fprintf(out, "  ledger:       on node %q (accounts, keys and credits are kept there)\n", n.LedgerNode())
 	}
-	if f.demo && n.HoldsLedger() {
+	if !n.HoldsLedger() {
+		if err := writeNodeCredentials(f, adminToken, generated, url, out); err != nil {
+			return err
+		}
+	} else if f.demo {
 		if err := ensureDemo(ctx, n, f, adminToken, generated, url, out); err != nil {
 			return err
 		}
@@ -278,6 +282,22 @@ func loadAdminToken(f *serveFlags) (token string, generated bool, err error) {
 		return "", false, fmt.Errorf("save admin token: %w", err)
 	}
 	return token, true, nil
+}
+
+// writeNodeCredentials writes credentials.env on a node that does not hold
+// the ledger: its URL (and admin token when generated), but no API key: the
+// demo account, if any, is the ledger node's.
+func writeNodeCredentials(f *serveFlags, adminToken string, tokenGenerated bool, url string, out io.Writer) error {
+	credPath := filepath.Join(f.dataDir, "credentials.env")
+	env := fmt.Sprintf("export QUIRE_URL=%s\n", url)
+	if tokenGenerated {
+		env += fmt.Sprintf("export QUIRE_ADMIN_TOKEN=%s\n", adminToken)
+	}
+	if err := os.WriteFile(credPath, []byte(env), 0o600); err != nil {
+		return fmt.Errorf("save credentials: %w", err)
+	}
+	fmt.Fprintf(out, "  credentials:  . %s   (sets QUIRE_URL; API keys come from the ledger node's accounts)\n", credPath)
+	return nil
 }
 
 // ensureDemo creates the demo account on a node that has no account yet.
