@@ -146,6 +146,65 @@ func (LedgerKind) EnumDescriptor() ([]byte, []int) {
 	return file_messages_quire_proto_rawDescGZIP(), []int{1}
 }
 
+type IdempotencyClaim_Outcome int32
+
+const (
+	IdempotencyClaim_OUTCOME_UNSPECIFIED IdempotencyClaim_Outcome = 0
+	// CLAIMED: go on; the reservation records the key with its job.
+	IdempotencyClaim_OUTCOME_CLAIMED IdempotencyClaim_Outcome = 1
+	// REPLAY: the same request made job_id already, on owner_node.
+	IdempotencyClaim_OUTCOME_REPLAY IdempotencyClaim_Outcome = 2
+	// IN_PROGRESS: the same key is being used by a request not yet done.
+	IdempotencyClaim_OUTCOME_IN_PROGRESS IdempotencyClaim_Outcome = 3
+	// MISMATCH: the key was used with a different request.
+	IdempotencyClaim_OUTCOME_MISMATCH IdempotencyClaim_Outcome = 4
+)
+
+// Enum value maps for IdempotencyClaim_Outcome.
+var (
+	IdempotencyClaim_Outcome_name = map[int32]string{
+		0: "OUTCOME_UNSPECIFIED",
+		1: "OUTCOME_CLAIMED",
+		2: "OUTCOME_REPLAY",
+		3: "OUTCOME_IN_PROGRESS",
+		4: "OUTCOME_MISMATCH",
+	}
+	IdempotencyClaim_Outcome_value = map[string]int32{
+		"OUTCOME_UNSPECIFIED": 0,
+		"OUTCOME_CLAIMED":     1,
+		"OUTCOME_REPLAY":      2,
+		"OUTCOME_IN_PROGRESS": 3,
+		"OUTCOME_MISMATCH":    4,
+	}
+)
+
+func (x IdempotencyClaim_Outcome) Enum() *IdempotencyClaim_Outcome {
+	p := new(IdempotencyClaim_Outcome)
+	*p = x
+	return p
+}
+
+func (x IdempotencyClaim_Outcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IdempotencyClaim_Outcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_quire_proto_enumTypes[2].Descriptor()
+}
+
+func (IdempotencyClaim_Outcome) Type() protoreflect.EnumType {
+	return &file_messages_quire_proto_enumTypes[2]
+}
+
+func (x IdempotencyClaim_Outcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IdempotencyClaim_Outcome.Descriptor instead.
+func (IdempotencyClaim_Outcome) EnumDescriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{41, 0}
+}
+
 type LedgerError_Code int32
 
 const (
@@ -155,6 +214,8 @@ const (
 	LedgerError_CODE_INVALID              LedgerError_Code = 3
 	LedgerError_CODE_STORAGE              LedgerError_Code = 4
 	LedgerError_CODE_UNAUTHORIZED         LedgerError_Code = 5
+	LedgerError_CODE_TOO_MANY_ACTIVE_JOBS LedgerError_Code = 6
+	LedgerError_CODE_CONFLICT             LedgerError_Code = 7
 )
 
 // Enum value maps for LedgerError_Code.
@@ -166,6 +227,8 @@ var (
 		3: "CODE_INVALID",
 		4: "CODE_STORAGE",
 		5: "CODE_UNAUTHORIZED",
+		6: "CODE_TOO_MANY_ACTIVE_JOBS",
+		7: "CODE_CONFLICT",
 	}
 	LedgerError_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":          0,
@@ -174,6 +237,8 @@ var (
 		"CODE_INVALID":              3,
 		"CODE_STORAGE":              4,
 		"CODE_UNAUTHORIZED":         5,
+		"CODE_TOO_MANY_ACTIVE_JOBS": 6,
+		"CODE_CONFLICT":             7,
 	}
 )
 
@@ -188,11 +253,11 @@ func (x LedgerError_Code) String() string {
 }
 
 func (LedgerError_Code) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_quire_proto_enumTypes[2].Descriptor()
+	return file_messages_quire_proto_enumTypes[3].Descriptor()
 }
 
 func (LedgerError_Code) Type() protoreflect.EnumType {
-	return &file_messages_quire_proto_enumTypes[2]
+	return &file_messages_quire_proto_enumTypes[3]
 }
 
 func (x LedgerError_Code) Number() protoreflect.EnumNumber {
@@ -201,7 +266,7 @@ func (x LedgerError_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LedgerError_Code.Descriptor instead.
 func (LedgerError_Code) EnumDescriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{30, 0}
+	return file_messages_quire_proto_rawDescGZIP(), []int{43, 0}
 }
 
 // ChunkRange is one planned chunk: a contiguous range of pages (1-based, inclusive).
@@ -284,7 +349,10 @@ type JobCreated struct {
 	Node            string                 `protobuf:"bytes,15,opt,name=node,proto3" json:"node,omitempty"`
 	IdempotencyKey  string                 `protobuf:"bytes,16,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// model is the Gemini model the job asked for ("" for the node's default).
-	Model         string `protobuf:"bytes,17,opt,name=model,proto3" json:"model,omitempty"`
+	Model string `protobuf:"bytes,17,opt,name=model,proto3" json:"model,omitempty"`
+	// route is how the job came in: "async" (POST /v1/jobs, or the legacy
+	// entry routed async) or "sync" (the legacy entry processed in the request).
+	Route         string `protobuf:"bytes,18,opt,name=route,proto3" json:"route,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -434,6 +502,13 @@ func (x *JobCreated) GetIdempotencyKey() string {
 func (x *JobCreated) GetModel() string {
 	if x != nil {
 		return x.Model
+	}
+	return ""
+}
+
+func (x *JobCreated) GetRoute() string {
+	if x != nil {
+		return x.Route
 	}
 	return ""
 }
@@ -1160,6 +1235,8 @@ type Account struct {
 	Number        int64                  `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
 	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	CreatedUnixMs int64                  `protobuf:"varint,4,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// limits override the node defaults for this account (zero fields: default).
+	Limits        *AccountLimits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1222,6 +1299,76 @@ func (x *Account) GetCreatedUnixMs() int64 {
 	return 0
 }
 
+func (x *Account) GetLimits() *AccountLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// AccountLimits are an account's own limits; a zero field takes the default.
+type AccountLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// requests_per_second and burst shape the account's token bucket (per node).
+	RequestsPerSecond float64 `protobuf:"fixed64,1,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	Burst             int32   `protobuf:"varint,2,opt,name=burst,proto3" json:"burst,omitempty"`
+	// max_active_jobs bounds the account's jobs not yet finished (cluster-wide).
+	MaxActiveJobs int32 `protobuf:"varint,3,opt,name=max_active_jobs,json=maxActiveJobs,proto3" json:"max_active_jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountLimits) Reset() {
+	*x = AccountLimits{}
+	mi := &file_messages_quire_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountLimits) ProtoMessage() {}
+
+func (x *AccountLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountLimits.ProtoReflect.Descriptor instead.
+func (*AccountLimits) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AccountLimits) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+func (x *AccountLimits) GetBurst() int32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *AccountLimits) GetMaxActiveJobs() int32 {
+	if x != nil {
+		return x.MaxActiveJobs
+	}
+	return 0
+}
+
 type APIKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
@@ -1229,13 +1376,14 @@ type APIKey struct {
 	Sha256        []byte                 `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	CreatedUnixMs int64                  `protobuf:"varint,4,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
 	Revoked       bool                   `protobuf:"varint,5,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	RevokedUnixMs int64                  `protobuf:"varint,6,opt,name=revoked_unix_ms,json=revokedUnixMs,proto3" json:"revoked_unix_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *APIKey) Reset() {
 	*x = APIKey{}
-	mi := &file_messages_quire_proto_msgTypes[12]
+	mi := &file_messages_quire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1395,7 @@ func (x *APIKey) String() string {
 func (*APIKey) ProtoMessage() {}
 
 func (x *APIKey) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[12]
+	mi := &file_messages_quire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1408,7 @@ func (x *APIKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIKey.ProtoReflect.Descriptor instead.
 func (*APIKey) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{12}
+	return file_messages_quire_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *APIKey) GetKeyId() string {
@@ -1298,6 +1446,13 @@ func (x *APIKey) GetRevoked() bool {
 	return false
 }
 
+func (x *APIKey) GetRevokedUnixMs() int64 {
+	if x != nil {
+		return x.RevokedUnixMs
+	}
+	return 0
+}
+
 // LedgerEntry is one credit movement. (job_id, kind) is unique for job movements,
 // (grant_id, GRANT) for grants: the ledger applies each movement once.
 type LedgerEntry struct {
@@ -1316,7 +1471,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_messages_quire_proto_msgTypes[13]
+	mi := &file_messages_quire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1483,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[13]
+	mi := &file_messages_quire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1496,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{13}
+	return file_messages_quire_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LedgerEntry) GetSeq() int64 {
@@ -1408,14 +1563,16 @@ type Balance struct {
 	Granted   int64                  `protobuf:"varint,2,opt,name=granted,proto3" json:"granted,omitempty"`
 	Charged   int64                  `protobuf:"varint,3,opt,name=charged,proto3" json:"charged,omitempty"`
 	// reserved is the sum of outstanding reservations (reserved, not yet settled).
-	Reserved      int64 `protobuf:"varint,4,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	Reserved int64 `protobuf:"varint,4,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	// active_jobs counts the outstanding reservations: jobs not yet finished.
+	ActiveJobs    int64 `protobuf:"varint,5,opt,name=active_jobs,json=activeJobs,proto3" json:"active_jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_messages_quire_proto_msgTypes[14]
+	mi := &file_messages_quire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1584,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[14]
+	mi := &file_messages_quire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1597,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{14}
+	return file_messages_quire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Balance) GetAccountId() string {
@@ -1471,6 +1628,13 @@ func (x *Balance) GetReserved() int64 {
 	return 0
 }
 
+func (x *Balance) GetActiveJobs() int64 {
+	if x != nil {
+		return x.ActiveJobs
+	}
+	return 0
+}
+
 type IdempotencyRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -1478,13 +1642,15 @@ type IdempotencyRecord struct {
 	RequestSha256 []byte                 `protobuf:"bytes,3,opt,name=request_sha256,json=requestSha256,proto3" json:"request_sha256,omitempty"`
 	JobId         string                 `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	ExpiresUnixMs int64                  `protobuf:"varint,5,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	// owner_node is the node that recorded the job.
+	OwnerNode     string `protobuf:"bytes,6,opt,name=owner_node,json=ownerNode,proto3" json:"owner_node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IdempotencyRecord) Reset() {
 	*x = IdempotencyRecord{}
-	mi := &file_messages_quire_proto_msgTypes[15]
+	mi := &file_messages_quire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1662,7 @@ func (x *IdempotencyRecord) String() string {
 func (*IdempotencyRecord) ProtoMessage() {}
 
 func (x *IdempotencyRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[15]
+	mi := &file_messages_quire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1675,7 @@ func (x *IdempotencyRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdempotencyRecord.ProtoReflect.Descriptor instead.
 func (*IdempotencyRecord) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{15}
+	return file_messages_quire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IdempotencyRecord) GetAccountId() string {
@@ -1547,6 +1713,13 @@ func (x *IdempotencyRecord) GetExpiresUnixMs() int64 {
 	return 0
 }
 
+func (x *IdempotencyRecord) GetOwnerNode() string {
+	if x != nil {
+		return x.OwnerNode
+	}
+	return ""
+}
+
 type CreateAccount struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1560,7 +1733,7 @@ type CreateAccount struct {
 
 func (x *CreateAccount) Reset() {
 	*x = CreateAccount{}
-	mi := &file_messages_quire_proto_msgTypes[16]
+	mi := &file_messages_quire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1745,7 @@ func (x *CreateAccount) String() string {
 func (*CreateAccount) ProtoMessage() {}
 
 func (x *CreateAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[16]
+	mi := &file_messages_quire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1758,7 @@ func (x *CreateAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccount.ProtoReflect.Descriptor instead.
 func (*CreateAccount) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{16}
+	return file_messages_quire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateAccount) GetName() string {
@@ -1626,7 +1799,7 @@ type AccountCreated struct {
 
 func (x *AccountCreated) Reset() {
 	*x = AccountCreated{}
-	mi := &file_messages_quire_proto_msgTypes[17]
+	mi := &file_messages_quire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1811,7 @@ func (x *AccountCreated) String() string {
 func (*AccountCreated) ProtoMessage() {}
 
 func (x *AccountCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[17]
+	mi := &file_messages_quire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1824,7 @@ func (x *AccountCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountCreated.ProtoReflect.Descriptor instead.
 func (*AccountCreated) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{17}
+	return file_messages_quire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AccountCreated) GetAccount() *Account {
@@ -1680,7 +1853,7 @@ type GrantCredits struct {
 
 func (x *GrantCredits) Reset() {
 	*x = GrantCredits{}
-	mi := &file_messages_quire_proto_msgTypes[18]
+	mi := &file_messages_quire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1865,7 @@ func (x *GrantCredits) String() string {
 func (*GrantCredits) ProtoMessage() {}
 
 func (x *GrantCredits) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[18]
+	mi := &file_messages_quire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1878,7 @@ func (x *GrantCredits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantCredits.ProtoReflect.Descriptor instead.
 func (*GrantCredits) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{18}
+	return file_messages_quire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GrantCredits) GetAccountId() string {
@@ -1746,7 +1919,7 @@ type CreditsGranted struct {
 
 func (x *CreditsGranted) Reset() {
 	*x = CreditsGranted{}
-	mi := &file_messages_quire_proto_msgTypes[19]
+	mi := &file_messages_quire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1931,7 @@ func (x *CreditsGranted) String() string {
 func (*CreditsGranted) ProtoMessage() {}
 
 func (x *CreditsGranted) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[19]
+	mi := &file_messages_quire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1944,7 @@ func (x *CreditsGranted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditsGranted.ProtoReflect.Descriptor instead.
 func (*CreditsGranted) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{19}
+	return file_messages_quire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreditsGranted) GetBalance() *Balance {
@@ -1799,14 +1972,17 @@ type ReserveCredits struct {
 	Idempotency *IdempotencyRecord     `protobuf:"bytes,5,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
 	// owner_node is the node that records the job (its events live in that
 	// node's store); empty when the ledger's own node does.
-	OwnerNode     string `protobuf:"bytes,6,opt,name=owner_node,json=ownerNode,proto3" json:"owner_node,omitempty"`
+	OwnerNode string `protobuf:"bytes,6,opt,name=owner_node,json=ownerNode,proto3" json:"owner_node,omitempty"`
+	// max_active_jobs is the node's default bound on an account's unfinished
+	// jobs, for accounts without their own (0: no bound).
+	MaxActiveJobs int32 `protobuf:"varint,7,opt,name=max_active_jobs,json=maxActiveJobs,proto3" json:"max_active_jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReserveCredits) Reset() {
 	*x = ReserveCredits{}
-	mi := &file_messages_quire_proto_msgTypes[20]
+	mi := &file_messages_quire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1994,7 @@ func (x *ReserveCredits) String() string {
 func (*ReserveCredits) ProtoMessage() {}
 
 func (x *ReserveCredits) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[20]
+	mi := &file_messages_quire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2007,7 @@ func (x *ReserveCredits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveCredits.ProtoReflect.Descriptor instead.
 func (*ReserveCredits) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{20}
+	return file_messages_quire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReserveCredits) GetAccountId() string {
@@ -1876,6 +2052,13 @@ func (x *ReserveCredits) GetOwnerNode() string {
 	return ""
 }
 
+func (x *ReserveCredits) GetMaxActiveJobs() int32 {
+	if x != nil {
+		return x.MaxActiveJobs
+	}
+	return 0
+}
+
 type CreditsReserved struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entry         *LedgerEntry           `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
@@ -1886,7 +2069,7 @@ type CreditsReserved struct {
 
 func (x *CreditsReserved) Reset() {
 	*x = CreditsReserved{}
-	mi := &file_messages_quire_proto_msgTypes[21]
+	mi := &file_messages_quire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +2081,7 @@ func (x *CreditsReserved) String() string {
 func (*CreditsReserved) ProtoMessage() {}
 
 func (x *CreditsReserved) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[21]
+	mi := &file_messages_quire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2094,7 @@ func (x *CreditsReserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditsReserved.ProtoReflect.Descriptor instead.
 func (*CreditsReserved) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{21}
+	return file_messages_quire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreditsReserved) GetEntry() *LedgerEntry {
@@ -1947,7 +2130,7 @@ type SettleCredits struct {
 
 func (x *SettleCredits) Reset() {
 	*x = SettleCredits{}
-	mi := &file_messages_quire_proto_msgTypes[22]
+	mi := &file_messages_quire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2142,7 @@ func (x *SettleCredits) String() string {
 func (*SettleCredits) ProtoMessage() {}
 
 func (x *SettleCredits) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[22]
+	mi := &file_messages_quire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2155,7 @@ func (x *SettleCredits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleCredits.ProtoReflect.Descriptor instead.
 func (*SettleCredits) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{22}
+	return file_messages_quire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SettleCredits) GetAccountId() string {
@@ -2028,7 +2211,7 @@ type CreditsSettled struct {
 
 func (x *CreditsSettled) Reset() {
 	*x = CreditsSettled{}
-	mi := &file_messages_quire_proto_msgTypes[23]
+	mi := &file_messages_quire_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2223,7 @@ func (x *CreditsSettled) String() string {
 func (*CreditsSettled) ProtoMessage() {}
 
 func (x *CreditsSettled) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[23]
+	mi := &file_messages_quire_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2236,7 @@ func (x *CreditsSettled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditsSettled.ProtoReflect.Descriptor instead.
 func (*CreditsSettled) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{23}
+	return file_messages_quire_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreditsSettled) GetBalance() *Balance {
@@ -2080,7 +2263,7 @@ type GetBalance struct {
 
 func (x *GetBalance) Reset() {
 	*x = GetBalance{}
-	mi := &file_messages_quire_proto_msgTypes[24]
+	mi := &file_messages_quire_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2275,7 @@ func (x *GetBalance) String() string {
 func (*GetBalance) ProtoMessage() {}
 
 func (x *GetBalance) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[24]
+	mi := &file_messages_quire_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2288,7 @@ func (x *GetBalance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalance.ProtoReflect.Descriptor instead.
 func (*GetBalance) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{24}
+	return file_messages_quire_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetBalance) GetAccountId() string {
@@ -2132,7 +2315,7 @@ type BalanceReply struct {
 
 func (x *BalanceReply) Reset() {
 	*x = BalanceReply{}
-	mi := &file_messages_quire_proto_msgTypes[25]
+	mi := &file_messages_quire_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2327,7 @@ func (x *BalanceReply) String() string {
 func (*BalanceReply) ProtoMessage() {}
 
 func (x *BalanceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[25]
+	mi := &file_messages_quire_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2340,7 @@ func (x *BalanceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BalanceReply.ProtoReflect.Descriptor instead.
 func (*BalanceReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{25}
+	return file_messages_quire_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BalanceReply) GetBalance() *Balance {
@@ -2184,7 +2367,7 @@ type Authenticate struct {
 
 func (x *Authenticate) Reset() {
 	*x = Authenticate{}
-	mi := &file_messages_quire_proto_msgTypes[26]
+	mi := &file_messages_quire_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2379,7 @@ func (x *Authenticate) String() string {
 func (*Authenticate) ProtoMessage() {}
 
 func (x *Authenticate) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[26]
+	mi := &file_messages_quire_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2392,7 @@ func (x *Authenticate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authenticate.ProtoReflect.Descriptor instead.
 func (*Authenticate) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{26}
+	return file_messages_quire_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Authenticate) GetKeySha256() []byte {
@@ -2229,7 +2412,7 @@ type GetAccount struct {
 
 func (x *GetAccount) Reset() {
 	*x = GetAccount{}
-	mi := &file_messages_quire_proto_msgTypes[27]
+	mi := &file_messages_quire_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2424,7 @@ func (x *GetAccount) String() string {
 func (*GetAccount) ProtoMessage() {}
 
 func (x *GetAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[27]
+	mi := &file_messages_quire_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2437,7 @@ func (x *GetAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccount.ProtoReflect.Descriptor instead.
 func (*GetAccount) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{27}
+	return file_messages_quire_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetAccount) GetAccountId() string {
@@ -2274,7 +2457,7 @@ type AccountReply struct {
 
 func (x *AccountReply) Reset() {
 	*x = AccountReply{}
-	mi := &file_messages_quire_proto_msgTypes[28]
+	mi := &file_messages_quire_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2469,7 @@ func (x *AccountReply) String() string {
 func (*AccountReply) ProtoMessage() {}
 
 func (x *AccountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[28]
+	mi := &file_messages_quire_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2482,7 @@ func (x *AccountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountReply.ProtoReflect.Descriptor instead.
 func (*AccountReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{28}
+	return file_messages_quire_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AccountReply) GetAccount() *Account {
@@ -2324,7 +2507,7 @@ type PendingReservation struct {
 
 func (x *PendingReservation) Reset() {
 	*x = PendingReservation{}
-	mi := &file_messages_quire_proto_msgTypes[29]
+	mi := &file_messages_quire_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2519,7 @@ func (x *PendingReservation) String() string {
 func (*PendingReservation) ProtoMessage() {}
 
 func (x *PendingReservation) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[29]
+	mi := &file_messages_quire_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2532,7 @@ func (x *PendingReservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingReservation.ProtoReflect.Descriptor instead.
 func (*PendingReservation) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{29}
+	return file_messages_quire_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PendingReservation) GetJobId() string {
@@ -2380,6 +2563,646 @@ func (x *PendingReservation) GetAtUnixMs() int64 {
 	return 0
 }
 
+// CreateKey adds an API key (by its hash) to an account.
+type CreateKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	KeySha256     []byte                 `protobuf:"bytes,2,opt,name=key_sha256,json=keySha256,proto3" json:"key_sha256,omitempty"`
+	KeyId         string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKey) Reset() {
+	*x = CreateKey{}
+	mi := &file_messages_quire_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKey) ProtoMessage() {}
+
+func (x *CreateKey) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKey.ProtoReflect.Descriptor instead.
+func (*CreateKey) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CreateKey) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *CreateKey) GetKeySha256() []byte {
+	if x != nil {
+		return x.KeySha256
+	}
+	return nil
+}
+
+func (x *CreateKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// RevokeKey revokes one key of an account; revoking twice is not an error.
+type RevokeKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeKey) Reset() {
+	*x = RevokeKey{}
+	mi := &file_messages_quire_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeKey) ProtoMessage() {}
+
+func (x *RevokeKey) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeKey.ProtoReflect.Descriptor instead.
+func (*RevokeKey) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RevokeKey) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *RevokeKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// KeyReply answers CreateKey and RevokeKey.
+type KeyReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *APIKey                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyReply) Reset() {
+	*x = KeyReply{}
+	mi := &file_messages_quire_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyReply) ProtoMessage() {}
+
+func (x *KeyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyReply.ProtoReflect.Descriptor instead.
+func (*KeyReply) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *KeyReply) GetKey() *APIKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// ListKeys lists an account's keys (hashes only).
+type ListKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeys) Reset() {
+	*x = ListKeys{}
+	mi := &file_messages_quire_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeys) ProtoMessage() {}
+
+func (x *ListKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeys.ProtoReflect.Descriptor instead.
+func (*ListKeys) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListKeys) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+type KeyList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*APIKey              `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyList) Reset() {
+	*x = KeyList{}
+	mi := &file_messages_quire_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyList) ProtoMessage() {}
+
+func (x *KeyList) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyList.ProtoReflect.Descriptor instead.
+func (*KeyList) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *KeyList) GetKeys() []*APIKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// SetLimits replaces an account's own limits; answered with AccountReply.
+type SetLimits struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Limits        *AccountLimits         `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLimits) Reset() {
+	*x = SetLimits{}
+	mi := &file_messages_quire_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLimits) ProtoMessage() {}
+
+func (x *SetLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLimits.ProtoReflect.Descriptor instead.
+func (*SetLimits) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetLimits) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SetLimits) GetLimits() *AccountLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// RolloutPolicy decides the path of the legacy entry and whether the async
+// path is open: async if the upload is larger than size_threshold_mb, else
+// async if async_enabled and account_number % 100 < percentage, else sync.
+// With async_enabled false, POST /v1/jobs answers 503 and everything is sync.
+type RolloutPolicy struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	AsyncEnabled    bool                   `protobuf:"varint,1,opt,name=async_enabled,json=asyncEnabled,proto3" json:"async_enabled,omitempty"`
+	Percentage      int32                  `protobuf:"varint,2,opt,name=percentage,proto3" json:"percentage,omitempty"`
+	SizeThresholdMb int32                  `protobuf:"varint,3,opt,name=size_threshold_mb,json=sizeThresholdMb,proto3" json:"size_threshold_mb,omitempty"`
+	// version grows with every change.
+	Version       int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	UpdatedUnixMs int64 `protobuf:"varint,5,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutPolicy) Reset() {
+	*x = RolloutPolicy{}
+	mi := &file_messages_quire_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutPolicy) ProtoMessage() {}
+
+func (x *RolloutPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutPolicy.ProtoReflect.Descriptor instead.
+func (*RolloutPolicy) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RolloutPolicy) GetAsyncEnabled() bool {
+	if x != nil {
+		return x.AsyncEnabled
+	}
+	return false
+}
+
+func (x *RolloutPolicy) GetPercentage() int32 {
+	if x != nil {
+		return x.Percentage
+	}
+	return 0
+}
+
+func (x *RolloutPolicy) GetSizeThresholdMb() int32 {
+	if x != nil {
+		return x.SizeThresholdMb
+	}
+	return 0
+}
+
+func (x *RolloutPolicy) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RolloutPolicy) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+// GetRollout reads the policy; answered with RolloutPolicy.
+type GetRollout struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRollout) Reset() {
+	*x = GetRollout{}
+	mi := &file_messages_quire_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRollout) ProtoMessage() {}
+
+func (x *GetRollout) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRollout.ProtoReflect.Descriptor instead.
+func (*GetRollout) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{38}
+}
+
+// SetRollout replaces the policy (version and time are the ledger's);
+// answered with RolloutPolicy.
+type SetRollout struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *RolloutPolicy         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRollout) Reset() {
+	*x = SetRollout{}
+	mi := &file_messages_quire_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRollout) ProtoMessage() {}
+
+func (x *SetRollout) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRollout.ProtoReflect.Descriptor instead.
+func (*SetRollout) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SetRollout) GetPolicy() *RolloutPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+// ClaimIdempotency starts a request that carries an Idempotency-Key.
+type ClaimIdempotency struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Key       string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// request_sha256 fingerprints the request (file and fields).
+	RequestSha256 []byte `protobuf:"bytes,3,opt,name=request_sha256,json=requestSha256,proto3" json:"request_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimIdempotency) Reset() {
+	*x = ClaimIdempotency{}
+	mi := &file_messages_quire_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimIdempotency) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimIdempotency) ProtoMessage() {}
+
+func (x *ClaimIdempotency) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimIdempotency.ProtoReflect.Descriptor instead.
+func (*ClaimIdempotency) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ClaimIdempotency) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ClaimIdempotency) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ClaimIdempotency) GetRequestSha256() []byte {
+	if x != nil {
+		return x.RequestSha256
+	}
+	return nil
+}
+
+type IdempotencyClaim struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Outcome       IdempotencyClaim_Outcome `protobuf:"varint,1,opt,name=outcome,proto3,enum=quire.v1.IdempotencyClaim_Outcome" json:"outcome,omitempty"`
+	JobId         string                   `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	OwnerNode     string                   `protobuf:"bytes,3,opt,name=owner_node,json=ownerNode,proto3" json:"owner_node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IdempotencyClaim) Reset() {
+	*x = IdempotencyClaim{}
+	mi := &file_messages_quire_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdempotencyClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdempotencyClaim) ProtoMessage() {}
+
+func (x *IdempotencyClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdempotencyClaim.ProtoReflect.Descriptor instead.
+func (*IdempotencyClaim) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *IdempotencyClaim) GetOutcome() IdempotencyClaim_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return IdempotencyClaim_OUTCOME_UNSPECIFIED
+}
+
+func (x *IdempotencyClaim) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *IdempotencyClaim) GetOwnerNode() string {
+	if x != nil {
+		return x.OwnerNode
+	}
+	return ""
+}
+
+// ReleaseIdempotency ends a claim whose request made no job.
+type ReleaseIdempotency struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseIdempotency) Reset() {
+	*x = ReleaseIdempotency{}
+	mi := &file_messages_quire_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseIdempotency) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseIdempotency) ProtoMessage() {}
+
+func (x *ReleaseIdempotency) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseIdempotency.ProtoReflect.Descriptor instead.
+func (*ReleaseIdempotency) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ReleaseIdempotency) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ReleaseIdempotency) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 // LedgerError is the ledger's answer when it refuses a request.
 type LedgerError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2391,7 +3214,7 @@ type LedgerError struct {
 
 func (x *LedgerError) Reset() {
 	*x = LedgerError{}
-	mi := &file_messages_quire_proto_msgTypes[30]
+	mi := &file_messages_quire_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +3226,7 @@ func (x *LedgerError) String() string {
 func (*LedgerError) ProtoMessage() {}
 
 func (x *LedgerError) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[30]
+	mi := &file_messages_quire_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +3239,7 @@ func (x *LedgerError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerError.ProtoReflect.Descriptor instead.
 func (*LedgerError) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{30}
+	return file_messages_quire_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *LedgerError) GetCode() LedgerError_Code {
@@ -2460,7 +3283,7 @@ type ChunkWork struct {
 
 func (x *ChunkWork) Reset() {
 	*x = ChunkWork{}
-	mi := &file_messages_quire_proto_msgTypes[31]
+	mi := &file_messages_quire_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2472,7 +3295,7 @@ func (x *ChunkWork) String() string {
 func (*ChunkWork) ProtoMessage() {}
 
 func (x *ChunkWork) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[31]
+	mi := &file_messages_quire_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2485,7 +3308,7 @@ func (x *ChunkWork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkWork.ProtoReflect.Descriptor instead.
 func (*ChunkWork) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{31}
+	return file_messages_quire_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ChunkWork) GetJobId() string {
@@ -2596,7 +3419,7 @@ type DispatchChunk struct {
 
 func (x *DispatchChunk) Reset() {
 	*x = DispatchChunk{}
-	mi := &file_messages_quire_proto_msgTypes[32]
+	mi := &file_messages_quire_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +3431,7 @@ func (x *DispatchChunk) String() string {
 func (*DispatchChunk) ProtoMessage() {}
 
 func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[32]
+	mi := &file_messages_quire_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +3444,7 @@ func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchChunk.ProtoReflect.Descriptor instead.
 func (*DispatchChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{32}
+	return file_messages_quire_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DispatchChunk) GetWork() *ChunkWork {
@@ -2645,7 +3468,7 @@ type ChunkRunning struct {
 
 func (x *ChunkRunning) Reset() {
 	*x = ChunkRunning{}
-	mi := &file_messages_quire_proto_msgTypes[33]
+	mi := &file_messages_quire_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +3480,7 @@ func (x *ChunkRunning) String() string {
 func (*ChunkRunning) ProtoMessage() {}
 
 func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[33]
+	mi := &file_messages_quire_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +3493,7 @@ func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkRunning.ProtoReflect.Descriptor instead.
 func (*ChunkRunning) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{33}
+	return file_messages_quire_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ChunkRunning) GetJobId() string {
@@ -2731,7 +3554,7 @@ type ChunkResult struct {
 
 func (x *ChunkResult) Reset() {
 	*x = ChunkResult{}
-	mi := &file_messages_quire_proto_msgTypes[34]
+	mi := &file_messages_quire_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +3566,7 @@ func (x *ChunkResult) String() string {
 func (*ChunkResult) ProtoMessage() {}
 
 func (x *ChunkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[34]
+	mi := &file_messages_quire_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +3579,7 @@ func (x *ChunkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkResult.ProtoReflect.Descriptor instead.
 func (*ChunkResult) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{34}
+	return file_messages_quire_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ChunkResult) GetJobId() string {
@@ -2860,7 +3683,7 @@ type ForgetJob struct {
 
 func (x *ForgetJob) Reset() {
 	*x = ForgetJob{}
-	mi := &file_messages_quire_proto_msgTypes[35]
+	mi := &file_messages_quire_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3695,7 @@ func (x *ForgetJob) String() string {
 func (*ForgetJob) ProtoMessage() {}
 
 func (x *ForgetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[35]
+	mi := &file_messages_quire_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3708,7 @@ func (x *ForgetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetJob.ProtoReflect.Descriptor instead.
 func (*ForgetJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{35}
+	return file_messages_quire_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ForgetJob) GetJobId() string {
@@ -2905,7 +3728,7 @@ type RetryChunk struct {
 
 func (x *RetryChunk) Reset() {
 	*x = RetryChunk{}
-	mi := &file_messages_quire_proto_msgTypes[36]
+	mi := &file_messages_quire_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3740,7 @@ func (x *RetryChunk) String() string {
 func (*RetryChunk) ProtoMessage() {}
 
 func (x *RetryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[36]
+	mi := &file_messages_quire_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3753,7 @@ func (x *RetryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryChunk.ProtoReflect.Descriptor instead.
 func (*RetryChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{36}
+	return file_messages_quire_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RetryChunk) GetIndex() int32 {
@@ -2952,7 +3775,7 @@ type RetryFinish struct {
 
 func (x *RetryFinish) Reset() {
 	*x = RetryFinish{}
-	mi := &file_messages_quire_proto_msgTypes[37]
+	mi := &file_messages_quire_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2964,7 +3787,7 @@ func (x *RetryFinish) String() string {
 func (*RetryFinish) ProtoMessage() {}
 
 func (x *RetryFinish) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[37]
+	mi := &file_messages_quire_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2977,7 +3800,7 @@ func (x *RetryFinish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryFinish.ProtoReflect.Descriptor instead.
 func (*RetryFinish) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{37}
+	return file_messages_quire_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RetryFinish) GetStatus() JobStatus {
@@ -3004,7 +3827,7 @@ type MemberLost struct {
 
 func (x *MemberLost) Reset() {
 	*x = MemberLost{}
-	mi := &file_messages_quire_proto_msgTypes[38]
+	mi := &file_messages_quire_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3016,7 +3839,7 @@ func (x *MemberLost) String() string {
 func (*MemberLost) ProtoMessage() {}
 
 func (x *MemberLost) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[38]
+	mi := &file_messages_quire_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +3852,7 @@ func (x *MemberLost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberLost.ProtoReflect.Descriptor instead.
 func (*MemberLost) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{38}
+	return file_messages_quire_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MemberLost) GetNode() string {
@@ -3052,7 +3875,7 @@ type AttemptDeadline struct {
 
 func (x *AttemptDeadline) Reset() {
 	*x = AttemptDeadline{}
-	mi := &file_messages_quire_proto_msgTypes[39]
+	mi := &file_messages_quire_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3064,7 +3887,7 @@ func (x *AttemptDeadline) String() string {
 func (*AttemptDeadline) ProtoMessage() {}
 
 func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[39]
+	mi := &file_messages_quire_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3077,7 +3900,7 @@ func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttemptDeadline.ProtoReflect.Descriptor instead.
 func (*AttemptDeadline) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{39}
+	return file_messages_quire_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AttemptDeadline) GetIndex() int32 {
@@ -3111,7 +3934,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_messages_quire_proto_msgTypes[40]
+	mi := &file_messages_quire_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +3946,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[40]
+	mi := &file_messages_quire_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3959,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{40}
+	return file_messages_quire_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CancelJob) GetJobId() string {
@@ -3164,7 +3987,7 @@ type CancelReply struct {
 
 func (x *CancelReply) Reset() {
 	*x = CancelReply{}
-	mi := &file_messages_quire_proto_msgTypes[41]
+	mi := &file_messages_quire_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3176,7 +3999,7 @@ func (x *CancelReply) String() string {
 func (*CancelReply) ProtoMessage() {}
 
 func (x *CancelReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[41]
+	mi := &file_messages_quire_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3189,7 +4012,7 @@ func (x *CancelReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReply.ProtoReflect.Descriptor instead.
 func (*CancelReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{41}
+	return file_messages_quire_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CancelReply) GetStatus() JobStatus {
@@ -3214,7 +4037,7 @@ type DispatcherStats struct {
 
 func (x *DispatcherStats) Reset() {
 	*x = DispatcherStats{}
-	mi := &file_messages_quire_proto_msgTypes[42]
+	mi := &file_messages_quire_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3226,7 +4049,7 @@ func (x *DispatcherStats) String() string {
 func (*DispatcherStats) ProtoMessage() {}
 
 func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[42]
+	mi := &file_messages_quire_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3239,7 +4062,7 @@ func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStats.ProtoReflect.Descriptor instead.
 func (*DispatcherStats) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{42}
+	return file_messages_quire_proto_rawDescGZIP(), []int{55}
 }
 
 type DispatcherStatsReply struct {
@@ -3253,7 +4076,7 @@ type DispatcherStatsReply struct {
 
 func (x *DispatcherStatsReply) Reset() {
 	*x = DispatcherStatsReply{}
-	mi := &file_messages_quire_proto_msgTypes[43]
+	mi := &file_messages_quire_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +4088,7 @@ func (x *DispatcherStatsReply) String() string {
 func (*DispatcherStatsReply) ProtoMessage() {}
 
 func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[43]
+	mi := &file_messages_quire_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +4101,7 @@ func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStatsReply.ProtoReflect.Descriptor instead.
 func (*DispatcherStatsReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{43}
+	return file_messages_quire_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DispatcherStatsReply) GetCapacity() int32 {
@@ -3312,7 +4135,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x1d\n" +
 	"\n" +
 	"first_page\x18\x02 \x01(\x05R\tfirstPage\x12\x1b\n" +
-	"\tlast_page\x18\x03 \x01(\x05R\blastPage\"\x94\x04\n" +
+	"\tlast_page\x18\x03 \x01(\x05R\blastPage\"\xaa\x04\n" +
 	"\n" +
 	"JobCreated\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
@@ -3335,7 +4158,8 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\fmax_attempts\x18\x0e \x01(\x05R\vmaxAttempts\x12\x12\n" +
 	"\x04node\x18\x0f \x01(\tR\x04node\x12'\n" +
 	"\x0fidempotency_key\x18\x10 \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05model\x18\x11 \x01(\tR\x05model\"=\n" +
+	"\x05model\x18\x11 \x01(\tR\x05model\x12\x14\n" +
+	"\x05route\x18\x12 \x01(\tR\x05route\"=\n" +
 	"\rChunksPlanned\x12,\n" +
 	"\x06chunks\x18\x01 \x03(\v2\x14.quire.v1.ChunkRangeR\x06chunks\"R\n" +
 	"\fChunkStarted\x12\x14\n" +
@@ -3390,19 +4214,25 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\n" +
 	"first_page\x18\x02 \x01(\x05R\tfirstPage\x12\x1b\n" +
 	"\tlast_page\x18\x03 \x01(\x05R\blastPage\x12\x16\n" +
-	"\x06output\x18\x04 \x01(\fR\x06output\"m\n" +
+	"\x06output\x18\x04 \x01(\fR\x06output\"\x9e\x01\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x03R\x06number\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12&\n" +
-	"\x0fcreated_unix_ms\x18\x04 \x01(\x03R\rcreatedUnixMs\"\x98\x01\n" +
+	"\x0fcreated_unix_ms\x18\x04 \x01(\x03R\rcreatedUnixMs\x12/\n" +
+	"\x06limits\x18\x05 \x01(\v2\x17.quire.v1.AccountLimitsR\x06limits\"}\n" +
+	"\rAccountLimits\x12.\n" +
+	"\x13requests_per_second\x18\x01 \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
+	"\x05burst\x18\x02 \x01(\x05R\x05burst\x12&\n" +
+	"\x0fmax_active_jobs\x18\x03 \x01(\x05R\rmaxActiveJobs\"\xc0\x01\n" +
 	"\x06APIKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x04 \x01(\x03R\rcreatedUnixMs\x12\x18\n" +
-	"\arevoked\x18\x05 \x01(\bR\arevoked\"\xe8\x01\n" +
+	"\arevoked\x18\x05 \x01(\bR\arevoked\x12&\n" +
+	"\x0frevoked_unix_ms\x18\x06 \x01(\x03R\rrevokedUnixMs\"\xe8\x01\n" +
 	"\vLedgerEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x1d\n" +
 	"\n" +
@@ -3413,20 +4243,24 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\a \x01(\x03R\batUnixMs\x12\x19\n" +
-	"\bgrant_id\x18\b \x01(\tR\agrantId\"x\n" +
+	"\bgrant_id\x18\b \x01(\tR\agrantId\"\x99\x01\n" +
 	"\aBalance\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x18\n" +
 	"\agranted\x18\x02 \x01(\x03R\agranted\x12\x18\n" +
 	"\acharged\x18\x03 \x01(\x03R\acharged\x12\x1a\n" +
-	"\breserved\x18\x04 \x01(\x03R\breserved\"\xaa\x01\n" +
+	"\breserved\x18\x04 \x01(\x03R\breserved\x12\x1f\n" +
+	"\vactive_jobs\x18\x05 \x01(\x03R\n" +
+	"activeJobs\"\xc9\x01\n" +
 	"\x11IdempotencyRecord\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12%\n" +
 	"\x0erequest_sha256\x18\x03 \x01(\fR\rrequestSha256\x12\x15\n" +
 	"\x06job_id\x18\x04 \x01(\tR\x05jobId\x12&\n" +
-	"\x0fexpires_unix_ms\x18\x05 \x01(\x03R\rexpiresUnixMs\"s\n" +
+	"\x0fexpires_unix_ms\x18\x05 \x01(\x03R\rexpiresUnixMs\x12\x1d\n" +
+	"\n" +
+	"owner_node\x18\x06 \x01(\tR\townerNode\"s\n" +
 	"\rCreateAccount\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acredits\x18\x02 \x01(\x03R\acredits\x12\x1d\n" +
@@ -3444,7 +4278,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\bgrant_id\x18\x04 \x01(\tR\agrantId\"j\n" +
 	"\x0eCreditsGranted\x12+\n" +
 	"\abalance\x18\x01 \x01(\v2\x11.quire.v1.BalanceR\abalance\x12+\n" +
-	"\x05entry\x18\x02 \x01(\v2\x15.quire.v1.LedgerEntryR\x05entry\"\xef\x01\n" +
+	"\x05entry\x18\x02 \x01(\v2\x15.quire.v1.LedgerEntryR\x05entry\"\x97\x02\n" +
 	"\x0eReserveCredits\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x15\n" +
@@ -3454,7 +4288,8 @@ const file_messages_quire_proto_rawDesc = "" +
 	"job_events\x18\x04 \x03(\v2\x12.quire.v1.JobEventR\tjobEvents\x12=\n" +
 	"\vidempotency\x18\x05 \x01(\v2\x1b.quire.v1.IdempotencyRecordR\vidempotency\x12\x1d\n" +
 	"\n" +
-	"owner_node\x18\x06 \x01(\tR\townerNode\"k\n" +
+	"owner_node\x18\x06 \x01(\tR\townerNode\x12&\n" +
+	"\x0fmax_active_jobs\x18\a \x01(\x05R\rmaxActiveJobs\"k\n" +
 	"\x0fCreditsReserved\x12+\n" +
 	"\x05entry\x18\x01 \x01(\v2\x15.quire.v1.LedgerEntryR\x05entry\x12+\n" +
 	"\abalance\x18\x02 \x01(\v2\x11.quire.v1.BalanceR\abalance\"\xb9\x01\n" +
@@ -3492,17 +4327,73 @@ const file_messages_quire_proto_rawDesc = "" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x12\x16\n" +
 	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1c\n" +
 	"\n" +
-	"at_unix_ms\x18\x04 \x01(\x03R\batUnixMs\"\xea\x01\n" +
+	"at_unix_ms\x18\x04 \x01(\x03R\batUnixMs\"`\n" +
+	"\tCreateKey\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
+	"\n" +
+	"key_sha256\x18\x02 \x01(\fR\tkeySha256\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\"A\n" +
+	"\tRevokeKey\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\".\n" +
+	"\bKeyReply\x12\"\n" +
+	"\x03key\x18\x01 \x01(\v2\x10.quire.v1.APIKeyR\x03key\")\n" +
+	"\bListKeys\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\"/\n" +
+	"\aKeyList\x12$\n" +
+	"\x04keys\x18\x01 \x03(\v2\x10.quire.v1.APIKeyR\x04keys\"[\n" +
+	"\tSetLimits\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12/\n" +
+	"\x06limits\x18\x02 \x01(\v2\x17.quire.v1.AccountLimitsR\x06limits\"\xc2\x01\n" +
+	"\rRolloutPolicy\x12#\n" +
+	"\rasync_enabled\x18\x01 \x01(\bR\fasyncEnabled\x12\x1e\n" +
+	"\n" +
+	"percentage\x18\x02 \x01(\x05R\n" +
+	"percentage\x12*\n" +
+	"\x11size_threshold_mb\x18\x03 \x01(\x05R\x0fsizeThresholdMb\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12&\n" +
+	"\x0fupdated_unix_ms\x18\x05 \x01(\x03R\rupdatedUnixMs\"\f\n" +
+	"\n" +
+	"GetRollout\"=\n" +
+	"\n" +
+	"SetRollout\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.quire.v1.RolloutPolicyR\x06policy\"j\n" +
+	"\x10ClaimIdempotency\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12%\n" +
+	"\x0erequest_sha256\x18\x03 \x01(\fR\rrequestSha256\"\x82\x02\n" +
+	"\x10IdempotencyClaim\x12<\n" +
+	"\aoutcome\x18\x01 \x01(\x0e2\".quire.v1.IdempotencyClaim.OutcomeR\aoutcome\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x1d\n" +
+	"\n" +
+	"owner_node\x18\x03 \x01(\tR\townerNode\"z\n" +
+	"\aOutcome\x12\x17\n" +
+	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fOUTCOME_CLAIMED\x10\x01\x12\x12\n" +
+	"\x0eOUTCOME_REPLAY\x10\x02\x12\x17\n" +
+	"\x13OUTCOME_IN_PROGRESS\x10\x03\x12\x14\n" +
+	"\x10OUTCOME_MISMATCH\x10\x04\"E\n" +
+	"\x12ReleaseIdempotency\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x9c\x02\n" +
 	"\vLedgerError\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.quire.v1.LedgerError.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x90\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc2\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CODE_INSUFFICIENT_CREDITS\x10\x01\x12\x18\n" +
 	"\x14CODE_UNKNOWN_ACCOUNT\x10\x02\x12\x10\n" +
 	"\fCODE_INVALID\x10\x03\x12\x10\n" +
 	"\fCODE_STORAGE\x10\x04\x12\x15\n" +
-	"\x11CODE_UNAUTHORIZED\x10\x05\"\xb1\x03\n" +
+	"\x11CODE_UNAUTHORIZED\x10\x05\x12\x1d\n" +
+	"\x19CODE_TOO_MANY_ACTIVE_JOBS\x10\x06\x12\x11\n" +
+	"\rCODE_CONFLICT\x10\a\"\xb1\x03\n" +
 	"\tChunkWork\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -3603,94 +4494,114 @@ func file_messages_quire_proto_rawDescGZIP() []byte {
 	return file_messages_quire_proto_rawDescData
 }
 
-var file_messages_quire_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_messages_quire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_messages_quire_proto_goTypes = []any{
-	(JobStatus)(0),               // 0: quire.v1.JobStatus
-	(LedgerKind)(0),              // 1: quire.v1.LedgerKind
-	(LedgerError_Code)(0),        // 2: quire.v1.LedgerError.Code
-	(*ChunkRange)(nil),           // 3: quire.v1.ChunkRange
-	(*JobCreated)(nil),           // 4: quire.v1.JobCreated
-	(*ChunksPlanned)(nil),        // 5: quire.v1.ChunksPlanned
-	(*ChunkStarted)(nil),         // 6: quire.v1.ChunkStarted
-	(*TokenUsage)(nil),           // 7: quire.v1.TokenUsage
-	(*ChunkDone)(nil),            // 8: quire.v1.ChunkDone
-	(*ChunkFailed)(nil),          // 9: quire.v1.ChunkFailed
-	(*CancelRequested)(nil),      // 10: quire.v1.CancelRequested
-	(*JobFinished)(nil),          // 11: quire.v1.JobFinished
-	(*JobEvent)(nil),             // 12: quire.v1.JobEvent
-	(*ChunkOutput)(nil),          // 13: quire.v1.ChunkOutput
-	(*Account)(nil),              // 14: quire.v1.Account
-	(*APIKey)(nil),               // 15: quire.v1.APIKey
-	(*LedgerEntry)(nil),          // 16: quire.v1.LedgerEntry
-	(*Balance)(nil),              // 17: quire.v1.Balance
-	(*IdempotencyRecord)(nil),    // 18: quire.v1.IdempotencyRecord
-	(*CreateAccount)(nil),        // 19: quire.v1.CreateAccount
-	(*AccountCreated)(nil),       // 20: quire.v1.AccountCreated
-	(*GrantCredits)(nil),         // 21: quire.v1.GrantCredits
-	(*CreditsGranted)(nil),       // 22: quire.v1.CreditsGranted
-	(*ReserveCredits)(nil),       // 23: quire.v1.ReserveCredits
-	(*CreditsReserved)(nil),      // 24: quire.v1.CreditsReserved
-	(*SettleCredits)(nil),        // 25: quire.v1.SettleCredits
-	(*CreditsSettled)(nil),       // 26: quire.v1.CreditsSettled
-	(*GetBalance)(nil),           // 27: quire.v1.GetBalance
-	(*BalanceReply)(nil),         // 28: quire.v1.BalanceReply
-	(*Authenticate)(nil),         // 29: quire.v1.Authenticate
-	(*GetAccount)(nil),           // 30: quire.v1.GetAccount
-	(*AccountReply)(nil),         // 31: quire.v1.AccountReply
-	(*PendingReservation)(nil),   // 32: quire.v1.PendingReservation
-	(*LedgerError)(nil),          // 33: quire.v1.LedgerError
-	(*ChunkWork)(nil),            // 34: quire.v1.ChunkWork
-	(*DispatchChunk)(nil),        // 35: quire.v1.DispatchChunk
-	(*ChunkRunning)(nil),         // 36: quire.v1.ChunkRunning
-	(*ChunkResult)(nil),          // 37: quire.v1.ChunkResult
-	(*ForgetJob)(nil),            // 38: quire.v1.ForgetJob
-	(*RetryChunk)(nil),           // 39: quire.v1.RetryChunk
-	(*RetryFinish)(nil),          // 40: quire.v1.RetryFinish
-	(*MemberLost)(nil),           // 41: quire.v1.MemberLost
-	(*AttemptDeadline)(nil),      // 42: quire.v1.AttemptDeadline
-	(*CancelJob)(nil),            // 43: quire.v1.CancelJob
-	(*CancelReply)(nil),          // 44: quire.v1.CancelReply
-	(*DispatcherStats)(nil),      // 45: quire.v1.DispatcherStats
-	(*DispatcherStatsReply)(nil), // 46: quire.v1.DispatcherStatsReply
+	(JobStatus)(0),                // 0: quire.v1.JobStatus
+	(LedgerKind)(0),               // 1: quire.v1.LedgerKind
+	(IdempotencyClaim_Outcome)(0), // 2: quire.v1.IdempotencyClaim.Outcome
+	(LedgerError_Code)(0),         // 3: quire.v1.LedgerError.Code
+	(*ChunkRange)(nil),            // 4: quire.v1.ChunkRange
+	(*JobCreated)(nil),            // 5: quire.v1.JobCreated
+	(*ChunksPlanned)(nil),         // 6: quire.v1.ChunksPlanned
+	(*ChunkStarted)(nil),          // 7: quire.v1.ChunkStarted
+	(*TokenUsage)(nil),            // 8: quire.v1.TokenUsage
+	(*ChunkDone)(nil),             // 9: quire.v1.ChunkDone
+	(*ChunkFailed)(nil),           // 10: quire.v1.ChunkFailed
+	(*CancelRequested)(nil),       // 11: quire.v1.CancelRequested
+	(*JobFinished)(nil),           // 12: quire.v1.JobFinished
+	(*JobEvent)(nil),              // 13: quire.v1.JobEvent
+	(*ChunkOutput)(nil),           // 14: quire.v1.ChunkOutput
+	(*Account)(nil),               // 15: quire.v1.Account
+	(*AccountLimits)(nil),         // 16: quire.v1.AccountLimits
+	(*APIKey)(nil),                // 17: quire.v1.APIKey
+	(*LedgerEntry)(nil),           // 18: quire.v1.LedgerEntry
+	(*Balance)(nil),               // 19: quire.v1.Balance
+	(*IdempotencyRecord)(nil),     // 20: quire.v1.IdempotencyRecord
+	(*CreateAccount)(nil),         // 21: quire.v1.CreateAccount
+	(*AccountCreated)(nil),        // 22: quire.v1.AccountCreated
+	(*GrantCredits)(nil),          // 23: quire.v1.GrantCredits
+	(*CreditsGranted)(nil),        // 24: quire.v1.CreditsGranted
+	(*ReserveCredits)(nil),        // 25: quire.v1.ReserveCredits
+	(*CreditsReserved)(nil),       // 26: quire.v1.CreditsReserved
+	(*SettleCredits)(nil),         // 27: quire.v1.SettleCredits
+	(*CreditsSettled)(nil),        // 28: quire.v1.CreditsSettled
+	(*GetBalance)(nil),            // 29: quire.v1.GetBalance
+	(*BalanceReply)(nil),          // 30: quire.v1.BalanceReply
+	(*Authenticate)(nil),          // 31: quire.v1.Authenticate
+	(*GetAccount)(nil),            // 32: quire.v1.GetAccount
+	(*AccountReply)(nil),          // 33: quire.v1.AccountReply
+	(*PendingReservation)(nil),    // 34: quire.v1.PendingReservation
+	(*CreateKey)(nil),             // 35: quire.v1.CreateKey
+	(*RevokeKey)(nil),             // 36: quire.v1.RevokeKey
+	(*KeyReply)(nil),              // 37: quire.v1.KeyReply
+	(*ListKeys)(nil),              // 38: quire.v1.ListKeys
+	(*KeyList)(nil),               // 39: quire.v1.KeyList
+	(*SetLimits)(nil),             // 40: quire.v1.SetLimits
+	(*RolloutPolicy)(nil),         // 41: quire.v1.RolloutPolicy
+	(*GetRollout)(nil),            // 42: quire.v1.GetRollout
+	(*SetRollout)(nil),            // 43: quire.v1.SetRollout
+	(*ClaimIdempotency)(nil),      // 44: quire.v1.ClaimIdempotency
+	(*IdempotencyClaim)(nil),      // 45: quire.v1.IdempotencyClaim
+	(*ReleaseIdempotency)(nil),    // 46: quire.v1.ReleaseIdempotency
+	(*LedgerError)(nil),           // 47: quire.v1.LedgerError
+	(*ChunkWork)(nil),             // 48: quire.v1.ChunkWork
+	(*DispatchChunk)(nil),         // 49: quire.v1.DispatchChunk
+	(*ChunkRunning)(nil),          // 50: quire.v1.ChunkRunning
+	(*ChunkResult)(nil),           // 51: quire.v1.ChunkResult
+	(*ForgetJob)(nil),             // 52: quire.v1.ForgetJob
+	(*RetryChunk)(nil),            // 53: quire.v1.RetryChunk
+	(*RetryFinish)(nil),           // 54: quire.v1.RetryFinish
+	(*MemberLost)(nil),            // 55: quire.v1.MemberLost
+	(*AttemptDeadline)(nil),       // 56: quire.v1.AttemptDeadline
+	(*CancelJob)(nil),             // 57: quire.v1.CancelJob
+	(*CancelReply)(nil),           // 58: quire.v1.CancelReply
+	(*DispatcherStats)(nil),       // 59: quire.v1.DispatcherStats
+	(*DispatcherStatsReply)(nil),  // 60: quire.v1.DispatcherStatsReply
 }
 var file_messages_quire_proto_depIdxs = []int32{
-	3,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
-	7,  // 1: quire.v1.ChunkDone.usage:type_name -> quire.v1.TokenUsage
-	7,  // 2: quire.v1.ChunkFailed.usage:type_name -> quire.v1.TokenUsage
+	4,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
+	8,  // 1: quire.v1.ChunkDone.usage:type_name -> quire.v1.TokenUsage
+	8,  // 2: quire.v1.ChunkFailed.usage:type_name -> quire.v1.TokenUsage
 	0,  // 3: quire.v1.JobFinished.status:type_name -> quire.v1.JobStatus
-	4,  // 4: quire.v1.JobEvent.created:type_name -> quire.v1.JobCreated
-	5,  // 5: quire.v1.JobEvent.planned:type_name -> quire.v1.ChunksPlanned
-	6,  // 6: quire.v1.JobEvent.chunk_started:type_name -> quire.v1.ChunkStarted
-	8,  // 7: quire.v1.JobEvent.chunk_done:type_name -> quire.v1.ChunkDone
-	9,  // 8: quire.v1.JobEvent.chunk_failed:type_name -> quire.v1.ChunkFailed
-	10, // 9: quire.v1.JobEvent.cancel_requested:type_name -> quire.v1.CancelRequested
-	11, // 10: quire.v1.JobEvent.finished:type_name -> quire.v1.JobFinished
-	1,  // 11: quire.v1.LedgerEntry.kind:type_name -> quire.v1.LedgerKind
-	14, // 12: quire.v1.AccountCreated.account:type_name -> quire.v1.Account
-	17, // 13: quire.v1.AccountCreated.balance:type_name -> quire.v1.Balance
-	17, // 14: quire.v1.CreditsGranted.balance:type_name -> quire.v1.Balance
-	16, // 15: quire.v1.CreditsGranted.entry:type_name -> quire.v1.LedgerEntry
-	12, // 16: quire.v1.ReserveCredits.job_events:type_name -> quire.v1.JobEvent
-	18, // 17: quire.v1.ReserveCredits.idempotency:type_name -> quire.v1.IdempotencyRecord
-	16, // 18: quire.v1.CreditsReserved.entry:type_name -> quire.v1.LedgerEntry
-	17, // 19: quire.v1.CreditsReserved.balance:type_name -> quire.v1.Balance
-	12, // 20: quire.v1.SettleCredits.finished:type_name -> quire.v1.JobEvent
-	17, // 21: quire.v1.CreditsSettled.balance:type_name -> quire.v1.Balance
-	17, // 22: quire.v1.BalanceReply.balance:type_name -> quire.v1.Balance
-	16, // 23: quire.v1.BalanceReply.recent:type_name -> quire.v1.LedgerEntry
-	14, // 24: quire.v1.AccountReply.account:type_name -> quire.v1.Account
-	2,  // 25: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
-	3,  // 26: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
-	34, // 27: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
-	7,  // 28: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
-	0,  // 29: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
-	0,  // 30: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	5,  // 4: quire.v1.JobEvent.created:type_name -> quire.v1.JobCreated
+	6,  // 5: quire.v1.JobEvent.planned:type_name -> quire.v1.ChunksPlanned
+	7,  // 6: quire.v1.JobEvent.chunk_started:type_name -> quire.v1.ChunkStarted
+	9,  // 7: quire.v1.JobEvent.chunk_done:type_name -> quire.v1.ChunkDone
+	10, // 8: quire.v1.JobEvent.chunk_failed:type_name -> quire.v1.ChunkFailed
+	11, // 9: quire.v1.JobEvent.cancel_requested:type_name -> quire.v1.CancelRequested
+	12, // 10: quire.v1.JobEvent.finished:type_name -> quire.v1.JobFinished
+	16, // 11: quire.v1.Account.limits:type_name -> quire.v1.AccountLimits
+	1,  // 12: quire.v1.LedgerEntry.kind:type_name -> quire.v1.LedgerKind
+	15, // 13: quire.v1.AccountCreated.account:type_name -> quire.v1.Account
+	19, // 14: quire.v1.AccountCreated.balance:type_name -> quire.v1.Balance
+	19, // 15: quire.v1.CreditsGranted.balance:type_name -> quire.v1.Balance
+	18, // 16: quire.v1.CreditsGranted.entry:type_name -> quire.v1.LedgerEntry
+	13, // 17: quire.v1.ReserveCredits.job_events:type_name -> quire.v1.JobEvent
+	20, // 18: quire.v1.ReserveCredits.idempotency:type_name -> quire.v1.IdempotencyRecord
+	18, // 19: quire.v1.CreditsReserved.entry:type_name -> quire.v1.LedgerEntry
+	19, // 20: quire.v1.CreditsReserved.balance:type_name -> quire.v1.Balance
+	13, // 21: quire.v1.SettleCredits.finished:type_name -> quire.v1.JobEvent
+	19, // 22: quire.v1.CreditsSettled.balance:type_name -> quire.v1.Balance
+	19, // 23: quire.v1.BalanceReply.balance:type_name -> quire.v1.Balance
+	18, // 24: quire.v1.BalanceReply.recent:type_name -> quire.v1.LedgerEntry
+	15, // 25: quire.v1.AccountReply.account:type_name -> quire.v1.Account
+	17, // 26: quire.v1.KeyReply.key:type_name -> quire.v1.APIKey
+	17, // 27: quire.v1.KeyList.keys:type_name -> quire.v1.APIKey
+	16, // 28: quire.v1.SetLimits.limits:type_name -> quire.v1.AccountLimits
+	41, // 29: quire.v1.SetRollout.policy:type_name -> quire.v1.RolloutPolicy
+	2,  // 30: quire.v1.IdempotencyClaim.outcome:type_name -> quire.v1.IdempotencyClaim.Outcome
+	3,  // 31: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
+	4,  // 32: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
+	48, // 33: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
+	8,  // 34: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
+	0,  // 35: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
+	0,  // 36: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_messages_quire_proto_init() }
@@ -3712,8 +4623,8 @@ func file_messages_quire_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_quire_proto_rawDesc), len(file_messages_quire_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   44,
+			NumEnums:      4,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
