@@ -4,7 +4,7 @@ BIN       := bin/quire
 CORPUS    ?= $(HOME)/.cache/quire-corpus
 PKGS      := ./...
 
-.PHONY: all build run test test-short corpus proto lint bench clean
+.PHONY: all build run test test-short corpus proto lint bench bench-go clean
 
 all: build
 
@@ -32,10 +32,43 @@ lint: proto
 	$(GO) tool staticcheck $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
-# Benchmarks of bin/quire (see bench/doc.go); more flags with BENCHFLAGS, e.g.
-# make bench BENCHFLAGS='-clients 10 -runs 1'. bash for pipefail: a failed run fails make.
+# `make bench`: a short standard set of `quire bench` scenarios (about five
+# minutes), each against a local cluster that quire bench starts and stops;
+# every run's table, JSON and HTML report go to bench/results/<time>/. More
+# flags for every run with BENCHARGS, e.g. make bench BENCHARGS='--slots 16'.
+# A run that fails (or whose credits do not add up) fails make at the end.
+define BENCH_SET
+small           small --duration 20s --clients 8
+mixed           mixed --duration 30s --clients 16 --slots 16
+large           large --jobs 6 --clients 3 --pages 300 --fake-latency-base 2s --fake-latency-per-page 0 --fake-latency-jitter 0
+text-corpus     mixed --extractor text --pdfs $(CORPUS) --jobs 24 --clients 4
+create          create --jobs 400 --clients 32
+cancel          cancel --jobs 16 --clients 4
+network-failure network-failure --duration 15s --clients 8
+rate-limit      rate-limit --duration 15s --clients 8
+worker-crash    worker-crash --duration 15s --clients 8
+scale           scale --duration 10s --clients 4 --scale-nodes 1,2,4
+fairness        fairness --jobs 8 --clients 1 --fake-latency-base 2s --fake-latency-per-page 0 --fake-latency-jitter 0
+endef
+export BENCH_SET
+
 bench: SHELL := /bin/bash
 bench: build corpus
+	@dir=bench/results/$$(date +%Y%m%d-%H%M%S); mkdir -p $$dir; failed=""; \
+	while read -r name args; do \
+		[ -n "$$name" ] || continue; \
+		echo "== $$name: quire bench $$args $(BENCHARGS)"; \
+		./$(BIN) bench $$args $(BENCHARGS) --json $$dir/$$name.json --html $$dir/$$name.html > $$dir/$$name.txt || failed="$$failed $$name"; \
+		cat $$dir/$$name.txt; echo; \
+	done <<< "$$BENCH_SET"; \
+	echo "reports in $$dir"; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
+
+# `make bench-go`: the go-test benchmarks of bin/quire (see bench/doc.go); more
+# flags with BENCHFLAGS, e.g. make bench-go BENCHFLAGS='-clients 10 -runs 1'.
+# bash for pipefail: a failed run fails make.
+bench-go: SHELL := /bin/bash
+bench-go: build corpus
 	mkdir -p bench/results
 	set -o pipefail; QUIRE_CORPUS=$(CORPUS) $(GO) test -tags bench -run XXX -bench . -benchtime 1x -timeout 60m ./bench/ \
 		-args -quire-bin=$(CURDIR)/$(BIN) $(BENCHFLAGS) | tee bench/results/bench-$$(date +%Y%m%d-%H%M%S).txt

@@ -6,7 +6,7 @@
 // A figure is one number a benchmark reports, with how it was measured.
 //
 // The benchmarks are behind the bench build tag and meant to run once each
-// (-benchtime 1x); `make bench` builds the binary, fetches the corpus and
+// (-benchtime 1x); `make bench-go` builds the binary, fetches the corpus and
 // runs them, saving the output in bench/results/. Each benchmark reports its
 // figures with b.ReportMetric, and after the last one a table of every figure
 // is printed:
@@ -31,6 +31,9 @@
 //
 // Their sizes are flags (-cluster-fair-*, -cluster-scale-*, -cluster-kill-*).
 //
-// The subpackage pdfgen, which is not behind the tag, writes the PDFs the
-// benchmarks and tests generate.
+// The subpackages are not behind the tag: pdfgen writes the PDFs the
+// benchmarks and tests generate, fakegemini is the fake Gemini API, and load
+// is the engine of `quire bench`, the load tester for users (scenarios,
+// reports with their floor, credit checks); `make bench` runs a standard set
+// of its scenarios.
 package bench

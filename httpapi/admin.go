@@ -2,10 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/quirehq/quire/actors/ledger"
+	"github.com/quirehq/quire/messages"
 )
 
 type createAccountInput struct {
@@ -88,6 +92,53 @@ func addAdminRoutes(a *API) {
 			Available: b.GetGranted() - b.GetCharged() - b.GetReserved(), Granted: b.GetGranted(), Charged: b.GetCharged(),
 			Entries: []LedgerEntry{},
 		}
+		return out, nil
+	})
+
+	addLimitRoutes(a)
+}
+
+// AccountLimits are an account's own limits; 0 takes the node's default.
+type AccountLimits struct {
+	RequestsPerSecond float64 `json:"requests_per_second" required:"false" minimum:"0" doc:"Token bucket rate of the account's requests, per node (0: the node's --rate-limit-rps)."`
+	Burst             int32   `json:"burst" required:"false" minimum:"0" doc:"Token bucket size, per node (0: the node's --rate-limit-burst)."`
+	MaxActiveJobs     int32   `json:"max_active_jobs" required:"false" minimum:"0" doc:"Most unfinished jobs at once, cluster-wide (0: the node's --max-active-jobs)."`
+}
+
+type setLimitsInput struct {
+	ID   string `path:"id"`
+	Body AccountLimits
+}
+
+type limitsOutput struct {
+	Body struct {
+		AccountID string        `json:"account_id"`
+		Limits    AccountLimits `json:"limits"`
+	}
+}
+
+func addLimitRoutes(a *API) {
+	huma.Register(a.api, huma.Operation{
+		OperationID: "set-account-limits", Method: http.MethodPut, Path: "/v1/admin/accounts/{id}/limits", Tags: []string{"admin"},
+		Summary:     "Replace an account's own limits",
+		Description: "Rate limits are per node (N nodes behind a balancer let an account through at up to N times its rate); max_active_jobs holds for the whole cluster. A zero field takes the node's default. Every node applies the new limits from the account's next request.",
+		Security:    adminSecurity, Errors: []int{401, 404, 422, 503},
+	}, func(ctx context.Context, in *setLimitsInput) (*limitsOutput, error) {
+		acct, err := a.cfg.Backend.SetLimits(ctx, in.ID, &messages.AccountLimits{
+			RequestsPerSecond: in.Body.RequestsPerSecond, Burst: in.Body.Burst, MaxActiveJobs: in.Body.MaxActiveJobs,
+		})
+		if errors.Is(err, ledger.ErrUnknownAccount) {
+			return nil, huma.Error404NotFound("no such account")
+		}
+		if err != nil {
+			return nil, problem(a.cfg.Log, err)
+		}
+		l := acct.GetLimits()
+		a.cfg.Log.Info("account limits set", "account", acct.GetId(), "requests_per_second", l.GetRequestsPerSecond(),
+			"burst", l.GetBurst(), "max_active_jobs", l.GetMaxActiveJobs())
+		out := &limitsOutput{}
+		out.Body.AccountID = acct.GetId()
+		out.Body.Limits = AccountLimits{RequestsPerSecond: l.GetRequestsPerSecond(), Burst: l.GetBurst(), MaxActiveJobs: l.GetMaxActiveJobs()}
 		return out, nil
 	})
 }

@@ -30,6 +30,10 @@ func problem(log *slog.Logger, err error) error {
 		return huma.Error409Conflict("the job has already finished")
 	case errors.Is(err, ledger.ErrInsufficientCredits):
 		return huma.Error402PaymentRequired(clean(err))
+	case errors.Is(err, ledger.ErrTooManyActiveJobs):
+		return huma.ErrorWithHeaders(huma.NewError(http.StatusTooManyRequests, clean(err)), http.Header{"Retry-After": {"10"}})
+	case errors.Is(err, ledger.ErrConflict):
+		return huma.Error409Conflict(clean(err))
 	case errors.Is(err, persistence.ErrUploadTooLarge):
 		return huma.Error413RequestEntityTooLarge(clean(err))
 	case errors.Is(err, node.ErrTooManyPages):

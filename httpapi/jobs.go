@@ -47,11 +47,13 @@ type listJobsBody struct {
 }
 
 type resultOutput struct {
-	Body JobResult
+	Route string `header:"X-Quire-Route" doc:"How the job came in: async or sync."`
+	Body  JobResult
 }
 
 type jobBodyOutput struct {
-	Body Job
+	Route string `header:"X-Quire-Route" doc:"How the job came in: async or sync."`
+	Body  Job
 }
 
 func addJobRoutes(a *API) {
@@ -61,19 +63,28 @@ func addJobRoutes(a *API) {
 		Description:   "Streams the PDF to disk, checks it, reserves pages x credits-per-page and answers 202 with the job once the job and its reservation are durable.",
 		Security:      keySecurity,
 		DefaultStatus: http.StatusAccepted,
-		Errors:        []int{400, 401, 402, 413, 415, 422, 503},
+		Errors:        []int{400, 401, 402, 409, 413, 415, 422, 429, 503},
 	}, func(ctx context.Context, in *streamInput) (*jobOutput, error) {
 		acct := account(ctx)
+		if err := a.asyncOpen(ctx, acct); err != nil { // the emergency switch (rollout.go)
+			return nil, err
+		}
+		if _, err := idempotencyKey(in.hctx); err != nil { // before the body is read
+			return nil, err
+		}
 		form, err := a.readUpload(in.hctx)
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)
 		}
-		st, err := a.cfg.Backend.Submit(ctx, node.Submission{
+		st, replayed, err := a.submitOnce(ctx, in.hctx, node.Submission{
 			Account: acct, Upload: form.Upload, FileName: form.FileName, Extractor: form.Extractor,
 			Prompt: form.Prompt, Schema: form.Schema, Model: form.Model, ChunkPages: form.ChunkPages,
-		})
+		}) // idempotency.go
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)
+		}
+		if replayed != nil {
+			return &jobOutput{Location: replayed.Links.Self, Body: *replayed}, nil
 		}
 		a.cfg.Log.Info("job created", "job", st.ID, "account", acct.GetId(), "pages", st.Created.GetPages())
 		v := jobView(st)
@@ -83,6 +94,7 @@ func addJobRoutes(a *API) {
 	// The form is documented after registration: with a request body schema
 	// known at registration, huma would read the whole body into memory.
 	a.api.OpenAPI().Paths["/v1/jobs"].Post.RequestBody = uploadRequestBody()
+	documentIdempotencyKey(a.api.OpenAPI().Paths["/v1/jobs"].Post)
 
 	huma.Register(a.api, huma.Operation{
 		OperationID: "list-jobs", Method: http.MethodGet, Path: "/v1/jobs", Tags: []string{"jobs"},
@@ -113,7 +125,7 @@ func addJobRoutes(a *API) {
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)
 		}
-		return &jobBodyOutput{Body: jobView(st)}, nil
+		return &jobBodyOutput{Route: jobRoute(st), Body: jobView(st)}, nil
 	})
 
 	huma.Register(a.api, huma.Operation{
@@ -126,7 +138,7 @@ func addJobRoutes(a *API) {
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)
 		}
-		return &resultOutput{Body: resultView(r)}, nil
+		return &resultOutput{Route: jobRoute(r.State), Body: resultView(r)}, nil
 	})
 
 	huma.Register(a.api, huma.Operation{
@@ -139,6 +151,6 @@ func addJobRoutes(a *API) {
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)
 		}
-		return &jobBodyOutput{Body: jobView(st)}, nil
+		return &jobBodyOutput{Route: jobRoute(st), Body: jobView(st)}, nil
 	})
 }

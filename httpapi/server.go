@@ -27,7 +27,13 @@ type Backend interface {
 	Account(ctx context.Context, id string) (*messages.Account, error)
 	CreateAccount(ctx context.Context, name string, credits int64) (*node.NewAccount, error)
 	Grant(ctx context.Context, account string, amount int64, reason, grantID string) (*messages.CreditsGranted, error)
+	CreateKey(ctx context.Context, account string, revokeOthers bool) (*node.NewKey, error)
+	RevokeKey(ctx context.Context, account, keyID string) (*messages.APIKey, error)
+	Keys(ctx context.Context, account string) ([]*messages.APIKey, error)
 	Credits(ctx context.Context, account string, recent int) (*messages.BalanceReply, error)
+	SetLimits(ctx context.Context, account string, l *messages.AccountLimits) (*messages.Account, error)
+	ClaimIdempotency(ctx context.Context, account, key string, sum []byte) (*messages.IdempotencyClaim, error)
+	ReleaseIdempotency(ctx context.Context, account, key string) error
 	NewUpload() (*persistence.Upload, error)
 	Submit(ctx context.Context, s node.Submission) (*job.State, error)
 	Job(ctx context.Context, account, id string) (*job.State, error)
@@ -41,6 +47,9 @@ type Backend interface {
 	JobPDF(id string) (string, bool)
 	HasJob(id string) bool
 	ClusterSecret() string
+	Rollout() *messages.RolloutPolicy
+	SetRollout(ctx context.Context, p *messages.RolloutPolicy) (*messages.RolloutPolicy, error)
+	Route(accountNumber, uploadBytes int64) string
 }
 
 // Config sets up the API.
@@ -52,6 +61,14 @@ type Config struct {
 	MaxUploadBytes int64
 	Version        string
 	Log            *slog.Logger
+	// Legacy bounds the sync path of POST /v1/process (rollout.go).
+	Legacy LegacyConfig
+	// RateLimitRPS and RateLimitBurst shape an account's token bucket on this
+	// node when it has no limits of its own (RPS <= 0: no limit).
+	RateLimitRPS   float64
+	RateLimitBurst int
+	// MaxConcurrentUploads bounds the uploads received at once (0: no bound).
+	MaxConcurrentUploads int
 }
 
 // Security scheme names of the OpenAPI document.
@@ -67,6 +84,8 @@ type API struct {
 	mux       *http.ServeMux
 	adminSum  [32]byte
 	forwarder *forwarder
+	limiter   *rateLimiter // ratelimit.go
+	uploads   uploadGate
 }
 
 // New builds the API and registers every operation.
@@ -84,8 +103,10 @@ func New(cfg Config) *API {
 		schemeKey:   {Type: "http", Scheme: "bearer", Description: "An account's API key (qk_...)."},
 		schemeAdmin: {Type: "http", Scheme: "bearer", Description: "The admin token (QUIRE_ADMIN_TOKEN)."},
 	}
-	a := &API{cfg: cfg, mux: mux, adminSum: sha256.Sum256([]byte(cfg.AdminToken)), forwarder: newForwarder()}
+	a := &API{cfg: cfg, mux: mux, adminSum: sha256.Sum256([]byte(cfg.AdminToken)), forwarder: newForwarder(),
+		limiter: newRateLimiter(cfg.RateLimitRPS, cfg.RateLimitBurst, nil), uploads: newUploadGate(cfg.MaxConcurrentUploads)}
 	a.api = humago.New(mux, hc)
+	a.api.UseMiddleware(a.routeHeaders) // before authentication: its answers carry them too
 	a.api.UseMiddleware(a.authenticate)
 	addHealthRoutes(a)
 	addAdminRoutes(a)
@@ -93,6 +114,8 @@ func New(cfg Config) *API {
 	addEventRoutes(a)
 	addCreditRoutes(a)
 	addClusterRoutes(a)
+	addRolloutRoutes(a)
+	addKeyRoutes(a)
 	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}", a.servePDF)
 	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}"+ownedSuffix, a.serveOwned)
 	return a
@@ -172,6 +195,9 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		}
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="quire", error="invalid_token"`)
 		_ = huma.WriteErr(a.api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
+		return
+	}
+	if !a.limitRate(ctx, acct) {
 		return
 	}
 	next(huma.WithValue(ctx, accountCtxKey, acct))

@@ -43,6 +43,11 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return nil, huma.Error415UnsupportedMediaType("send the PDF as multipart/form-data with a 'file' field")
 	}
+	release, ok := a.uploads.tryAcquire() // before a byte of the body is read
+	if !ok {
+		return nil, errUploadsBusy(cap(a.uploads.slots))
+	}
+	defer release()
 	f = &uploadForm{}
 	defer func() {
 		if err != nil && f.Upload != nil {

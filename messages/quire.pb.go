@@ -2565,10 +2565,13 @@ func (x *PendingReservation) GetAtUnixMs() int64 {
 
 // CreateKey adds an API key (by its hash) to an account.
 type CreateKey struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	KeySha256     []byte                 `protobuf:"bytes,2,opt,name=key_sha256,json=keySha256,proto3" json:"key_sha256,omitempty"`
-	KeyId         string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	KeySha256 []byte                 `protobuf:"bytes,2,opt,name=key_sha256,json=keySha256,proto3" json:"key_sha256,omitempty"`
+	KeyId     string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// revoke_others revokes every other live key of the account in the same
+	// durable write (rotation).
+	RevokeOthers  bool `protobuf:"varint,4,opt,name=revoke_others,json=revokeOthers,proto3" json:"revoke_others,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2622,6 +2625,13 @@ func (x *CreateKey) GetKeyId() string {
 		return x.KeyId
 	}
 	return ""
+}
+
+func (x *CreateKey) GetRevokeOthers() bool {
+	if x != nil {
+		return x.RevokeOthers
+	}
+	return false
 }
 
 // RevokeKey revokes one key of an account; revoking twice is not an error.
@@ -2679,8 +2689,10 @@ func (x *RevokeKey) GetKeyId() string {
 
 // KeyReply answers CreateKey and RevokeKey.
 type KeyReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *APIKey                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *APIKey                `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// revoked are the keys CreateKey.revoke_others revoked.
+	Revoked       []*APIKey `protobuf:"bytes,2,rep,name=revoked,proto3" json:"revoked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2718,6 +2730,13 @@ func (*KeyReply) Descriptor() ([]byte, []int) {
 func (x *KeyReply) GetKey() *APIKey {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *KeyReply) GetRevoked() []*APIKey {
+	if x != nil {
+		return x.Revoked
 	}
 	return nil
 }
@@ -4327,19 +4346,21 @@ const file_messages_quire_proto_rawDesc = "" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x12\x16\n" +
 	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1c\n" +
 	"\n" +
-	"at_unix_ms\x18\x04 \x01(\x03R\batUnixMs\"`\n" +
+	"at_unix_ms\x18\x04 \x01(\x03R\batUnixMs\"\x85\x01\n" +
 	"\tCreateKey\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
 	"\n" +
 	"key_sha256\x18\x02 \x01(\fR\tkeySha256\x12\x15\n" +
-	"\x06key_id\x18\x03 \x01(\tR\x05keyId\"A\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12#\n" +
+	"\rrevoke_others\x18\x04 \x01(\bR\frevokeOthers\"A\n" +
 	"\tRevokeKey\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x15\n" +
-	"\x06key_id\x18\x02 \x01(\tR\x05keyId\".\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"Z\n" +
 	"\bKeyReply\x12\"\n" +
-	"\x03key\x18\x01 \x01(\v2\x10.quire.v1.APIKeyR\x03key\")\n" +
+	"\x03key\x18\x01 \x01(\v2\x10.quire.v1.APIKeyR\x03key\x12*\n" +
+	"\arevoked\x18\x02 \x03(\v2\x10.quire.v1.APIKeyR\arevoked\")\n" +
 	"\bListKeys\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\"/\n" +
@@ -4587,21 +4608,22 @@ var file_messages_quire_proto_depIdxs = []int32{
 	18, // 24: quire.v1.BalanceReply.recent:type_name -> quire.v1.LedgerEntry
 	15, // 25: quire.v1.AccountReply.account:type_name -> quire.v1.Account
 	17, // 26: quire.v1.KeyReply.key:type_name -> quire.v1.APIKey
-	17, // 27: quire.v1.KeyList.keys:type_name -> quire.v1.APIKey
-	16, // 28: quire.v1.SetLimits.limits:type_name -> quire.v1.AccountLimits
-	41, // 29: quire.v1.SetRollout.policy:type_name -> quire.v1.RolloutPolicy
-	2,  // 30: quire.v1.IdempotencyClaim.outcome:type_name -> quire.v1.IdempotencyClaim.Outcome
-	3,  // 31: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
-	4,  // 32: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
-	48, // 33: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
-	8,  // 34: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
-	0,  // 35: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
-	0,  // 36: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	17, // 27: quire.v1.KeyReply.revoked:type_name -> quire.v1.APIKey
+	17, // 28: quire.v1.KeyList.keys:type_name -> quire.v1.APIKey
+	16, // 29: quire.v1.SetLimits.limits:type_name -> quire.v1.AccountLimits
+	41, // 30: quire.v1.SetRollout.policy:type_name -> quire.v1.RolloutPolicy
+	2,  // 31: quire.v1.IdempotencyClaim.outcome:type_name -> quire.v1.IdempotencyClaim.Outcome
+	3,  // 32: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
+	4,  // 33: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
+	48, // 34: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
+	8,  // 35: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
+	0,  // 36: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
+	0,  // 37: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_messages_quire_proto_init() }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/messages"
+	"github.com/quirehq/quire/metrics"
 	"github.com/quirehq/quire/persistence"
 )
 
@@ -143,6 +144,9 @@ func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
 	index := c.Range.GetIndex()
 	a.inFlight[index] = attempt
 	a.placedOn[index] = place.Node
+	if c.Failures > 0 { // an attempt after a retried, lost or rate-limited one
+		metrics.ChunkRetried()
+	}
 	cr := a.st.Created
 	ctx.Request(place.Dispatcher, &messages.DispatchChunk{Work: &messages.ChunkWork{
 		JobId: a.id, AccountId: cr.GetAccountId(), Range: c.Range, Attempt: attempt,
@@ -206,6 +210,7 @@ func (a *Actor) lose(ctx actor.Context, c *Chunk, attempt int32, why string) {
 	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
 		Index: index, Attempt: attempt, Node: node, Error: why, Lost: true,
 	}}})
+	metrics.ChunkFinished(metrics.OutcomeLost, 0)
 	if c.Lost >= maxLost {
 		a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
 			Index: index, Attempt: attempt, Node: node, Permanent: true,
@@ -263,6 +268,8 @@ func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
 		})
 		b.AppendJobEvent(ev)
 		a.commit(b, ev)
+		metrics.ChunkFinished(metrics.OutcomeDone, time.Duration(m.GetDurationMs())*time.Millisecond)
+		a.cfg.Log.Debug("chunk result recorded", "job", a.id, "chunk", m.GetIndex(), "attempt", m.GetAttempt(), "node", m.GetNode())
 		a.maybeFinish(ctx)
 		return
 	}
@@ -284,6 +291,7 @@ func (a *Actor) result(ctx actor.Context, m *messages.ChunkResult) {
 		Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(), Error: msg, Permanent: permanent,
 		RateLimited: m.GetRateLimited(), Usage: m.GetUsage(),
 	}}})
+	metrics.ChunkFinished(failureOutcome(permanent, m.GetRateLimited()), time.Duration(m.GetDurationMs())*time.Millisecond)
 	if permanent {
 		a.maybeFinish(ctx)
 		return
@@ -315,6 +323,9 @@ func (a *Actor) cancel(ctx actor.Context, m *messages.CancelJob) *messages.Cance
 	}
 	if !a.st.CancelRequested {
 		a.persist(&messages.JobEvent{Event: &messages.JobEvent_CancelRequested{CancelRequested: &messages.CancelRequested{Reason: m.GetReason()}}})
+		for range a.inFlight { // the attempts given up with the job
+			metrics.ChunkFinished(metrics.OutcomeCancelled, 0)
+		}
 	}
 	for _, d := range a.cfg.Placer.Dispatchers() {
 		ctx.Send(d, &messages.ForgetJob{JobId: a.id})
@@ -378,6 +389,7 @@ func (a *Actor) finish(ctx actor.Context, status messages.JobStatus, errMsg stri
 		panic(err)
 	}
 	a.cfg.Log.Info("job finished", "job", a.id, "status", status.Label(), "charged", charge, "refunded", refund)
+	metrics.JobFinished(metrics.JobStatus(status.Label()), jobRoute(cr.GetRoute()), cr.GetAccountNumber(), int(cr.GetPages()), a.cfg.Now().Sub(a.st.CreatedAt))
 	a.done(ctx)
 }
 
@@ -419,4 +431,24 @@ func (a *Actor) commit(b *persistence.Batch, ev *messages.JobEvent) {
 	if err := a.st.Apply(ev); err != nil {
 		panic(fmt.Errorf("job %s: %w", a.id, err))
 	}
+}
+
+// failureOutcome is the metrics outcome of a failed attempt.
+func failureOutcome(permanent, rateLimited bool) metrics.ChunkOutcome {
+	switch {
+	case permanent:
+		return metrics.OutcomeFailed
+	case rateLimited:
+		return metrics.OutcomeRateLimited
+	}
+	return metrics.OutcomeRetried
+}
+
+// jobRoute is the metrics route of a job's JobCreated.route ("" is async:
+// jobs from before the field).
+func jobRoute(route string) metrics.Route {
+	if route == "" {
+		return metrics.RouteAsync
+	}
+	return metrics.Route(route)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/quirehq/quire/messages"
+	"github.com/quirehq/quire/metrics"
 	"github.com/quirehq/quire/persistence"
 )
 
@@ -22,6 +23,7 @@ type Actor struct {
 	balances map[string]*messages.Balance
 	seq      int64
 	accounts int64
+	idem     idemState // claims on Idempotency-Keys (idempotency.go)
 }
 
 // Props makes the LedgerActor. now may be nil (time.Now).
@@ -57,6 +59,22 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(a.authenticate(m))
 	case *messages.GetAccount:
 		ctx.Respond(a.account(m.GetAccountId()))
+	case *messages.SetLimits:
+		ctx.Respond(a.setLimits(m))
+	case *messages.ClaimIdempotency:
+		ctx.Respond(a.claimIdempotency(m))
+	case *messages.ReleaseIdempotency:
+		ctx.Respond(a.releaseIdempotency(m))
+	case *messages.CreateKey:
+		ctx.Respond(a.createKey(m))
+	case *messages.RevokeKey:
+		ctx.Respond(a.revokeKey(m))
+	case *messages.ListKeys:
+		ctx.Respond(a.listKeys(m))
+	case *messages.GetRollout:
+		ctx.Respond(a.rollout())
+	case *messages.SetRollout:
+		ctx.Respond(a.setRollout(m))
 	}
 }
 
@@ -69,6 +87,9 @@ func (a *Actor) load() error {
 		return err
 	}
 	if a.accounts, err = a.store.AccountSeq(); err != nil {
+		return err
+	}
+	if err := a.countActiveJobs(bals); err != nil {
 		return err
 	}
 	a.balances = bals
@@ -117,7 +138,7 @@ func (a *Actor) createAccount(m *messages.CreateAccount) any {
 	}
 	b.PutBalance(bal)
 	if len(m.GetKeySha256()) > 0 {
-		b.PutAPIKey(&messages.APIKey{KeyId: m.GetKeyId(), AccountId: acct.Id, Sha256: m.GetKeySha256(), CreatedUnixMs: a.nowMs()})
+		b.PutAccountKey(&messages.APIKey{KeyId: m.GetKeyId(), AccountId: acct.Id, Sha256: m.GetKeySha256(), CreatedUnixMs: a.nowMs()})
 	}
 	if err := a.commit(b); err != nil {
 		return err
@@ -169,12 +190,19 @@ func (a *Actor) reserve(m *messages.ReserveCredits) any {
 		// Settled (voided) before its reservation arrived: the job was given up.
 		return codeError(messages.LedgerError_CODE_INVALID, "job "+m.GetJobId()+" was already settled")
 	}
+	if err := a.checkIdempotency(m); err != nil {
+		return err
+	}
+	if err := a.checkActiveJobs(bal, m.GetMaxActiveJobs()); err != nil {
+		return err
+	}
 	if avail := Available(bal); m.GetAmount() > avail {
 		return codeError(messages.LedgerError_CODE_INSUFFICIENT_CREDITS,
 			fmt.Sprintf("the job needs %d credits and %d are available", m.GetAmount(), avail))
 	}
 	next := clone(bal)
 	next.Reserved += m.GetAmount()
+	next.ActiveJobs++
 	e := a.entry(m.GetAccountId(), m.GetJobId(), messages.LedgerKind_LEDGER_KIND_RESERVE, m.GetAmount(), "job reservation")
 	b := a.store.NewBatch()
 	b.PutLedgerEntry(e)
@@ -189,6 +217,7 @@ func (a *Actor) reserve(m *messages.ReserveCredits) any {
 		return err
 	}
 	a.balances[m.GetAccountId()] = next
+	metrics.CreditsReserved(m.GetAmount())
 	return &messages.CreditsReserved{Entry: e, Balance: clone(next)}
 }
 
@@ -217,7 +246,8 @@ func (a *Actor) settle(m *messages.SettleCredits) any {
 	next := clone(bal)
 	next.Reserved -= res.GetAmount()
 	next.Charged += m.GetCharge()
-	if next.Reserved < 0 || Available(next) < 0 {
+	next.ActiveJobs--
+	if next.Reserved < 0 || Available(next) < 0 || next.ActiveJobs < 0 {
 		a.log.Error("ledger would go negative", "account", m.GetAccountId(), "balance", next)
 		return codeError(messages.LedgerError_CODE_INVALID, "ledger would go negative")
 	}
@@ -232,6 +262,8 @@ func (a *Actor) settle(m *messages.SettleCredits) any {
 		return err
 	}
 	a.balances[m.GetAccountId()] = next
+	metrics.CreditsCharged(m.GetCharge())
+	metrics.CreditsRefunded(m.GetRefund())
 	return &messages.CreditsSettled{Balance: clone(next)}
 }
 
@@ -251,7 +283,7 @@ func (a *Actor) void(m *messages.SettleCredits, bal *messages.Balance) any {
 
 func (a *Actor) authenticate(m *messages.Authenticate) any {
 	rec, err := a.store.APIKeyByHash(m.GetKeySha256())
-	if errors.Is(err, persistence.ErrNotFound) || (err == nil && rec.GetRevoked()) {
+	if errors.Is(err, persistence.ErrNotFound) || (err == nil && !KeyMatches(rec, m.GetKeySha256())) {
 		return codeError(messages.LedgerError_CODE_UNAUTHORIZED, "unknown or revoked API key")
 	}
 	if err != nil {
@@ -293,5 +325,6 @@ func Available(b *messages.Balance) int64 {
 }
 
 func clone(b *messages.Balance) *messages.Balance {
-	return &messages.Balance{AccountId: b.GetAccountId(), Granted: b.GetGranted(), Charged: b.GetCharged(), Reserved: b.GetReserved()}
+	return &messages.Balance{AccountId: b.GetAccountId(), Granted: b.GetGranted(), Charged: b.GetCharged(), Reserved: b.GetReserved(),
+		ActiveJobs: b.GetActiveJobs()}
 }

@@ -99,3 +99,52 @@ func (c *Client) Account(ctx context.Context, id string) (*messages.Account, err
 func (c *Client) Balance(ctx context.Context, account string, recent int) (*messages.BalanceReply, error) {
 	return ask[*messages.BalanceReply](ctx, c, &messages.GetBalance{AccountId: account, Recent: int32(recent)})
 }
+
+// Rollout reads the cluster's rollout policy (the defaults, version 0, when
+// none was ever set).
+func (c *Client) Rollout(ctx context.Context) (*messages.RolloutPolicy, error) {
+	return ask[*messages.RolloutPolicy](ctx, c, &messages.GetRollout{})
+}
+
+// SetRollout replaces the cluster's rollout policy; the answer carries its new
+// version.
+func (c *Client) SetRollout(ctx context.Context, p *messages.RolloutPolicy) (*messages.RolloutPolicy, error) {
+	return ask[*messages.RolloutPolicy](ctx, c, &messages.SetRollout{Policy: p})
+}
+
+// CreateKey adds a key (by its hash) to an account; with RevokeOthers, the
+// account's other live keys are revoked in the same write.
+func (c *Client) CreateKey(ctx context.Context, m *messages.CreateKey) (*messages.KeyReply, error) {
+	return ask[*messages.KeyReply](ctx, c, m)
+}
+
+// RevokeKey revokes one key of an account (again: no error). A key id the
+// account does not have is ErrUnknownAccount.
+func (c *Client) RevokeKey(ctx context.Context, account, keyID string) (*messages.APIKey, error) {
+	r, err := ask[*messages.KeyReply](ctx, c, &messages.RevokeKey{AccountId: account, KeyId: keyID})
+	return r.GetKey(), err
+}
+
+// Keys lists an account's keys, revoked ones included (hashes, never keys).
+func (c *Client) Keys(ctx context.Context, account string) ([]*messages.APIKey, error) {
+	r, err := ask[*messages.KeyList](ctx, c, &messages.ListKeys{AccountId: account})
+	return r.GetKeys(), err
+}
+
+// SetLimits replaces an account's own limits and answers the account.
+func (c *Client) SetLimits(ctx context.Context, account string, l *messages.AccountLimits) (*messages.Account, error) {
+	r, err := ask[*messages.AccountReply](ctx, c, &messages.SetLimits{AccountId: account, Limits: l})
+	return r.GetAccount(), err
+}
+
+// ClaimIdempotency starts a request that carries an Idempotency-Key (see
+// idempotency.go): the outcome says whether to go on, replay or refuse.
+func (c *Client) ClaimIdempotency(ctx context.Context, m *messages.ClaimIdempotency) (*messages.IdempotencyClaim, error) {
+	return ask[*messages.IdempotencyClaim](ctx, c, m)
+}
+
+// ReleaseIdempotency ends the claim of a request that made no job.
+func (c *Client) ReleaseIdempotency(ctx context.Context, account, key string) error {
+	_, err := ask[*messages.IdempotencyClaim](ctx, c, &messages.ReleaseIdempotency{AccountId: account, Key: key})
+	return err
+}

@@ -24,6 +24,12 @@ var (
 	ErrUnavailable = errors.New("ledger: unavailable")
 	// ErrDiscrepancy means the stored balances do not match the entries.
 	ErrDiscrepancy = errors.New("ledger: discrepancy")
+	// ErrTooManyActiveJobs means the account already has as many unfinished
+	// jobs as its limit allows; nothing was reserved.
+	ErrTooManyActiveJobs = errors.New("ledger: too many active jobs")
+	// ErrConflict means the request collides with another one, e.g. an
+	// Idempotency-Key that already made another job.
+	ErrConflict = errors.New("ledger: conflict")
 )
 
 func codeError(code messages.LedgerError_Code, msg string) *messages.LedgerError {
@@ -42,6 +48,10 @@ func asError(e *messages.LedgerError) error {
 		base = ErrStorage
 	case messages.LedgerError_CODE_UNAUTHORIZED:
 		return ErrUnauthorized
+	case messages.LedgerError_CODE_TOO_MANY_ACTIVE_JOBS:
+		base = ErrTooManyActiveJobs
+	case messages.LedgerError_CODE_CONFLICT:
+		base = ErrConflict
 	default:
 		base = ErrInvalid
 	}

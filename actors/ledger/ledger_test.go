@@ -318,6 +318,7 @@ func TestRandomizedLedger(t *testing.T) {
 				t.Fatalf("step %d: Reserve answered %v", step, res)
 			}
 			m.bals[acct].Reserved += amount
+			m.bals[acct].ActiveJobs++
 			m.jobs[job] = &jobModel{account: acct, reserved: amount}
 			m.jobIDs = append(m.jobIDs, job)
 			touched = append(touched, job)
@@ -363,6 +364,7 @@ func TestRandomizedLedger(t *testing.T) {
 			}
 			j.settled, j.charge, j.refund = true, charge, j.reserved-charge
 			m.bals[j.account].Reserved -= j.reserved
+			m.bals[j.account].ActiveJobs--
 			m.bals[j.account].Charged += charge
 			touched = append(touched, job)
 			accts = append(accts, j.account)
@@ -553,7 +555,7 @@ func TestSettleMustMatchReservation(t *testing.T) {
 			}
 		})
 	}
-	want := &messages.Balance{AccountId: acct, Granted: 100, Reserved: 10}
+	want := &messages.Balance{AccountId: acct, Granted: 100, Reserved: 10, ActiveJobs: 1}
 	if diff := cmp.Diff(want, h.balance(acct), protocmp.Transform()); diff != "" {
 		t.Errorf("balance after refused settlements (-want +got):\n%s", diff)
 	}

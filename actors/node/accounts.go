@@ -58,8 +58,9 @@ func newAPIKey() (key, keyID string, sum []byte, err error) {
 }
 
 // Authenticate finds the account an API key belongs to. The key is looked up
-// by its SHA-256, so no comparison ever touches the key itself; on a node
-// that does not hold the ledger, the ledger's node is asked.
+// by its SHA-256, so no comparison ever touches the key itself, and the
+// stored hash is then compared in constant time; a revoked key is refused.
+// On a node that does not hold the ledger, the ledger's node is asked.
 func (n *Node) Authenticate(ctx context.Context, key string) (*messages.Account, error) {
 	if !strings.HasPrefix(key, keyPrefix) || len(key) > 128 {
 		return nil, ErrUnauthorized
@@ -69,7 +70,7 @@ func (n *Node) Authenticate(ctx context.Context, key string) (*messages.Account,
 		return n.authenticateRemote(ctx, h)
 	}
 	rec, err := n.cfg.Store.APIKeyByHash(h[:])
-	if errors.Is(err, persistence.ErrNotFound) || (err == nil && rec.GetRevoked()) {
+	if errors.Is(err, persistence.ErrNotFound) || (err == nil && !ledger.KeyMatches(rec, h[:])) {
 		return nil, ErrUnauthorized
 	}
 	if err != nil {

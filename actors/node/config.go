@@ -26,6 +26,11 @@ type Config struct {
 	ChunkTimeout   time.Duration // deadline of one attempt
 	RetryBase      time.Duration
 	RetryMax       time.Duration
+	// MaxActiveJobs bounds an account's unfinished jobs, cluster-wide, for
+	// accounts without their own limit (0: no limit; the ledger enforces it).
+	MaxActiveJobs int
+	// IdempotencyTTL is how long an Idempotency-Key names the job it made.
+	IdempotencyTTL time.Duration
 	// Cluster: all empty for a node on its own.
 	GossipAddr    string   // memberlist bind address (host:port)
 	RemoteAddr    string   // actor-system (gRPC) address (host:port)
@@ -50,6 +55,7 @@ const (
 	DefaultChunkTimeout   = 2 * time.Minute
 	DefaultRetryBase      = 500 * time.Millisecond
 	DefaultRetryMax       = 30 * time.Second
+	DefaultIdempotencyTTL = 24 * time.Hour
 )
 
 func (c *Config) setDefaults() {
@@ -76,6 +82,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = DefaultRetryMax
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = DefaultIdempotencyTTL
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -114,6 +123,12 @@ func (c *Config) Validate() error {
 	}
 	if c.GossipAddr == "" && c.LedgerNode != "" && c.LedgerNode != c.Name {
 		errs = append(errs, fmt.Errorf("ledger node %q is set but this node is not in a cluster (no gossip address)", c.LedgerNode))
+	}
+	if c.MaxActiveJobs < 0 {
+		errs = append(errs, fmt.Errorf("max active jobs must not be negative (got %d; 0 is no limit)", c.MaxActiveJobs))
+	}
+	if c.IdempotencyTTL < 0 {
+		errs = append(errs, fmt.Errorf("idempotency TTL must be positive (got %s)", c.IdempotencyTTL))
 	}
 	if c.ChunkTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("chunk timeout must be positive (got %s)", c.ChunkTimeout))

@@ -12,6 +12,7 @@ import (
 	"github.com/quirehq/quire/actors/extract"
 	"github.com/quirehq/quire/actors/job"
 	"github.com/quirehq/quire/messages"
+	"github.com/quirehq/quire/metrics"
 	"github.com/quirehq/quire/persistence"
 )
 
@@ -25,6 +26,16 @@ type Submission struct {
 	Schema     string
 	Model      string // "" for the extractor's default
 	ChunkPages int    // 0 for the node's default
+	// IdempotencyKey, when set, was claimed (ClaimIdempotency) for this
+	// request, whose fingerprint is RequestSHA256: the reservation records it
+	// with the job.
+	IdempotencyKey string
+	RequestSHA256  []byte
+	// Route is how the job came in: RouteAsync ("" too) or RouteSync.
+	Route string
+	// MaxPages, when above 0, is a lower page limit than the node's for this
+	// job (the sync path's); over it, ErrTooManyPages before anything is charged.
+	MaxPages int
 }
 
 // Submit validates the upload, counts its pages, reserves its credits and
@@ -34,6 +45,9 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 	defer s.Upload.Abort() // does nothing once committed
 	if s.Extractor == "" {
 		s.Extractor = "text"
+	}
+	if s.Route == "" {
+		s.Route = RouteAsync
 	}
 	x, err := n.cfg.Extractors.Get(s.Extractor)
 	if err != nil {
@@ -58,6 +72,9 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 	if n.cfg.MaxPages > 0 && info.Pages > n.cfg.MaxPages {
 		return nil, fmt.Errorf("%w: the PDF has %d pages; a job may have at most %d", ErrTooManyPages, info.Pages, n.cfg.MaxPages)
 	}
+	if s.MaxPages > 0 && info.Pages > s.MaxPages {
+		return nil, fmt.Errorf("%w: the PDF has %d pages; the %s path takes at most %d", ErrTooManyPages, info.Pages, s.Route, s.MaxPages)
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("node: job id: %w", err)
@@ -69,7 +86,7 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 		Pages: int32(info.Pages), ChunkPages: int32(chunkPages), Extractor: s.Extractor,
 		Prompt: s.Prompt, Schema: s.Schema, CreditsPerPage: n.cfg.CreditsPerPage,
 		CreditsReserved: int64(info.Pages) * n.cfg.CreditsPerPage, MaxAttempts: int32(n.cfg.MaxAttempts),
-		Node: n.cfg.Name, Model: s.Model,
+		Node: n.cfg.Name, Model: s.Model, Route: s.Route, IdempotencyKey: s.IdempotencyKey,
 	}
 	now := n.cfg.Now().UnixMilli()
 	evs := []*messages.JobEvent{
@@ -83,6 +100,7 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 	}
 	reserve := &messages.ReserveCredits{
 		AccountId: s.Account.GetId(), JobId: jobID, Amount: created.GetCreditsReserved(), JobEvents: evs,
+		MaxActiveJobs: int32(n.cfg.MaxActiveJobs), Idempotency: n.idempotencyRecord(s, jobID),
 	}
 	if n.HoldsLedger() {
 		_, err = n.ledger.Reserve(ctx, reserve) // credits and job in one write
@@ -99,6 +117,7 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 		// The job is durable: it resumes at the next start.
 		n.cfg.Log.Error("start job actor", "job", jobID, "err", err)
 	}
+	metrics.JobCreated(metrics.Route(s.Route), s.Account.GetNumber())
 	return job.Replay(evs)
 }
 
@@ -189,21 +208,30 @@ func (n *Node) Cancel(ctx context.Context, account, id string) (*job.State, erro
 		return st, ErrJobFinished
 	}
 	pid := actor.NewPID(n.system.Address(), job.Name(id))
-	res, err := n.system.Root.RequestFuture(pid, &messages.CancelJob{JobId: id, Reason: "cancelled by the client"}, 30*time.Second).Result()
-	if err != nil {
-		// The actor has just stopped (the job ended meanwhile) or is restarting.
+	// A cancel that reaches the actor as it stops (the job just ended) is
+	// dropped unanswered: ask briefly, and look at the job between tries.
+	var res any
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err = n.system.Root.RequestFuture(pid, &messages.CancelJob{JobId: id, Reason: "cancelled by the client"}, time.Second).Result()
+		if err == nil {
+			break
+		}
 		if st, jerr := n.Job(ctx, account, id); jerr == nil && st.Status.Terminal() {
 			return st, ErrJobFinished
 		}
-		return nil, fmt.Errorf("%w: cancel job %s: %v", ErrUnavailable, id, err)
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			// The actor is restarting, or the node is stopping.
+			return nil, fmt.Errorf("%w: cancel job %s: %v", ErrUnavailable, id, err)
+		}
 	}
 	reply := res.(*messages.CancelReply)
 	st, err = n.Job(ctx, account, id)
 	if err != nil {
 		return nil, err
 	}
-	if !reply.GetAccepted() {
-		return st, ErrJobFinished
+	if !reply.GetAccepted() && !st.CancelRequested {
+		return st, ErrJobFinished // it was ending on its own
 	}
 	return st, nil
 }

@@ -188,7 +188,7 @@ func (n *Node) reserveRemote(ctx context.Context, req *messages.ReserveCredits) 
 	evs := req.GetJobEvents()
 	remote := &messages.ReserveCredits{
 		AccountId: req.GetAccountId(), JobId: req.GetJobId(), Amount: req.GetAmount(),
-		Idempotency: req.GetIdempotency(), OwnerNode: n.cfg.Name,
+		Idempotency: req.GetIdempotency(), OwnerNode: n.cfg.Name, MaxActiveJobs: req.GetMaxActiveJobs(),
 	}
 	_, err := n.ledger.Reserve(ctx, remote)
 	if err != nil {

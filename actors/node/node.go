@@ -34,6 +34,8 @@ type Node struct {
 	wg         sync.WaitGroup
 	auth       authCache // keys a remote ledger accepted (fallback while it is down)
 
+	rollout rolloutState // the cluster's rollout policy as last read (rollout.go)
+
 	pending struct {
 		sync.Mutex
 		jobs map[string]bool // submissions waiting for a remote ledger
@@ -125,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.sweepPending(bg, 2*time.Second) }()
 	}
+	n.startRollout(bg) // reads the rollout policy now and every second after
 	if err := n.recover(); err != nil {
 		n.Close()
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,8 @@ import (
 func newAdminCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "admin", Short: "Admin operations (need QUIRE_ADMIN_TOKEN)"}
 	cmd.AddCommand(newCreateAccountCmd(), newGrantCmd())
+	cmd.AddCommand(newCreateKeyCmd(), newRevokeKeyCmd(), newKeysCmd())
+	cmd.AddCommand(newRolloutCmd()) // rollout.go
 	return cmd
 }
 
@@ -69,4 +72,71 @@ func newGrantCmd() *cobra.Command {
 	cmd.Flags().Int64Var(&amount, "amount", 0, "credits to grant")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (kept in the ledger)")
 	return cmd
+}
+
+func newCreateKeyCmd() *cobra.Command {
+	cf := &clientFlags{}
+	var revokeOthers bool
+	cmd := &cobra.Command{
+		Use: "create-key ACCOUNT_ID", Short: "Create an API key for an account; prints it once", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]any{"revoke_others": revokeOthers})
+			var out httpapi.NewAPIKey
+			if err := c.do(cmd.Context(), http.MethodPost, keysPath(args[0]), bytes.NewReader(body), "application/json", &out); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	addClientFlags(cmd.Flags(), cf)
+	cmd.Flags().BoolVar(&revokeOthers, "revoke-others", false, "also revoke every other key of the account (rotation)")
+	return cmd
+}
+
+func newRevokeKeyCmd() *cobra.Command {
+	cf := &clientFlags{}
+	cmd := &cobra.Command{
+		Use: "revoke-key ACCOUNT_ID KEY_ID", Short: "Revoke an API key of an account", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), http.MethodDelete, keysPath(args[0])+"/"+url.PathEscape(args[1]), nil, "", nil); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked %s of %s\n", args[1], args[0])
+			return err
+		},
+	}
+	addClientFlags(cmd.Flags(), cf)
+	return cmd
+}
+
+func newKeysCmd() *cobra.Command {
+	cf := &clientFlags{}
+	cmd := &cobra.Command{
+		Use: "keys ACCOUNT_ID", Short: "List an account's API keys (ids and dates, never the keys)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
+			if err != nil {
+				return err
+			}
+			var out map[string]any
+			if err := c.do(cmd.Context(), http.MethodGet, keysPath(args[0]), nil, "", &out); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	addClientFlags(cmd.Flags(), cf)
+	return cmd
+}
+
+func keysPath(account string) string {
+	return "/v1/admin/accounts/" + url.PathEscape(account) + "/keys"
 }

@@ -437,16 +437,27 @@ func lostAttempts(tb testing.TB, owner *testNode, id string) ([]lostAttempt, []l
 
 // checkNoLostResult fails if a chunk's recorded result is that of an attempt
 // the owner had given up on: a late answer from a node declared lost must be
-// ignored, the chunk's next attempt is a new one.
-func checkNoLostResult(tb testing.TB, r resultView, lost []lostAttempt) {
+// ignored, the chunk's next attempt is a new one (with a new number, possibly
+// on the same node once it is back). The owner logs the attempt of every
+// result it records.
+func checkNoLostResult(tb testing.TB, owner *testNode, id string, lost []lostAttempt) {
 	tb.Helper()
-	gaveUp := map[lostAttempt]bool{}
+	gaveUp := map[[2]int]bool{}
 	for _, l := range lost {
-		gaveUp[l] = true
+		gaveUp[[2]int{l.chunk, l.attempt}] = true
 	}
-	for _, ch := range r.Chunks {
-		if gaveUp[lostAttempt{chunk: ch.Index, attempt: ch.Attempts, node: ch.Node}] {
-			tb.Errorf("chunk %d is recorded done by attempt %d on %s, an attempt its owner had given up on as lost", ch.Index, ch.Attempts, ch.Node)
+	recorded := owner.logRecords(tb, "chunk result recorded", map[string]string{"job": id})
+	if len(recorded) == 0 {
+		tb.Fatalf("the owner logged no recorded chunk result of job %s", id)
+	}
+	for _, r := range recorded {
+		c, err1 := strconv.Atoi(r.Attrs["chunk"])
+		a, err2 := strconv.Atoi(r.Attrs["attempt"])
+		if err1 != nil || err2 != nil {
+			tb.Fatalf("chunk result recorded: bad chunk or attempt in %v", r.Attrs)
+		}
+		if gaveUp[[2]int{c, a}] {
+			tb.Errorf("chunk %d is recorded done by attempt %d on %s, an attempt its owner had given up on as lost", c, a, r.Attrs["node"])
 		}
 	}
 }
@@ -553,7 +564,7 @@ func TestClusterWorkerKilled(t *testing.T) {
 			t.Errorf("an attempt was lost on %s, only %s was killed: %+v", l.node, victim.name, l)
 		}
 	}
-	checkNoLostResult(t, r, lost)
+	checkNoLostResult(t, owner, j.ID, lost)
 	since := func(at time.Time) time.Duration { return at.Sub(killed).Round(time.Millisecond) }
 	dropped := owner.logRecords(t, "connection to member lost; its chunks are placed again", map[string]string{"member": victim.name})
 	if len(dropped) == 0 {
@@ -612,7 +623,7 @@ func TestClusterWorkerStopped(t *testing.T) {
 	if len(lost) == 0 {
 		t.Errorf("the owner gave up no attempt on the stopped %s", victim.name)
 	}
-	t.Run("late_results_ignored", func(t *testing.T) { checkNoLostResult(t, r, lost) })
+	t.Run("late_results_ignored", func(t *testing.T) { checkNoLostResult(t, owner, j.ID, lost) })
 	stale := owner.logRecords(t, "stale chunk result ignored", map[string]string{"job": j.ID})
 	replacedOn := map[string]int{}
 	for _, l := range lost {

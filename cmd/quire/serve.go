@@ -59,6 +59,17 @@ type serveFlags struct {
 	clusterSecret  string
 	ledgerNode     string
 	drainTimeout   time.Duration
+	// Limits (README, "Limits").
+	rateLimitRPS         float64
+	rateLimitBurst       int
+	maxConcurrentUploads int
+	maxActiveJobs        int
+	idempotencyTTL       time.Duration
+	// The legacy entry's sync path and the emergency switch (rollout.go).
+	syncMaxPages    int
+	syncTimeout     time.Duration
+	asyncEnabled    bool
+	asyncEnabledSet bool // given as a flag or QUIRE_ASYNC_ENABLED
 }
 
 func newServeCmd() *cobra.Command {
@@ -78,6 +89,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return err
 			}
+			f.asyncEnabledSet = cmd.Flags().Changed("async-enabled")
 			return serve(cmd.Context(), f, cmd.OutOrStdout())
 		},
 	}
@@ -109,6 +121,14 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.StringVar(&f.ledgerNode, "ledger-node", "", "name of the node that holds the cluster's ledger (accounts, keys, credits); give every node the same (default: the node started without --join)")
 	fl.StringVar(&f.clusterSecret, "cluster-secret", "", "secret the nodes share to fetch each other's PDFs (default: derived from the admin token)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running chunks may take to finish")
+	fl.IntVar(&f.syncMaxPages, "sync-max-pages", httpapi.DefaultSyncMaxPages, "largest PDF the legacy POST /v1/process processes synchronously (larger: 413)")
+	fl.DurationVar(&f.syncTimeout, "sync-timeout", httpapi.DefaultSyncTimeout, "how long a synchronous POST /v1/process waits for its job; past it the job is cancelled and the unprocessed pages refunded (504)")
+	fl.BoolVar(&f.asyncEnabled, "async-enabled", true, "when given, written into the cluster's rollout policy at start: false is the emergency switch (POST /v1/jobs answers 503, POST /v1/process runs synchronously); not given, the policy is left as it is")
+	fl.Float64Var(&f.rateLimitRPS, "rate-limit-rps", 100, "requests per second an account may make on this node, token bucket (0: no limit); an account's own limits win (PUT /v1/admin/accounts/{id}/limits)")
+	fl.IntVar(&f.rateLimitBurst, "rate-limit-burst", 200, "token bucket size of --rate-limit-rps: requests an account may make at once")
+	fl.IntVar(&f.maxConcurrentUploads, "max-concurrent-uploads", 64, "uploads this node receives at once; more are answered 503 with Retry-After before their body is read (0: no limit)")
+	fl.IntVar(&f.maxActiveJobs, "max-active-jobs", 1000, "unfinished jobs an account may have, cluster-wide, unless it has its own limit (0: no limit); more are answered 429")
+	fl.DurationVar(&f.idempotencyTTL, "idempotency-ttl", node.DefaultIdempotencyTTL, "how long an Idempotency-Key names the job it made")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	return cmd
 }
@@ -133,8 +153,16 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if f.syncMaxPages < 1 || f.syncTimeout <= 0 {
+		return fmt.Errorf("--sync-max-pages must be at least 1 and --sync-timeout positive (got %d, %s)", f.syncMaxPages, f.syncTimeout)
+	}
 	if f.maxUploadMB < 1 {
 		return fmt.Errorf("--max-upload-mb must be at least 1 (got %d)", f.maxUploadMB)
+	}
+	if f.rateLimitRPS < 0 || f.rateLimitBurst < 0 || f.maxConcurrentUploads < 0 || f.maxActiveJobs < 0 || f.idempotencyTTL <= 0 {
+		return fmt.Errorf("--rate-limit-rps, --rate-limit-burst, --max-concurrent-uploads and --max-active-jobs must not be negative, "+
+			"and --idempotency-ttl must be positive (got %v, %d, %d, %d, %s)",
+			f.rateLimitRPS, f.rateLimitBurst, f.maxConcurrentUploads, f.maxActiveJobs, f.idempotencyTTL)
 	}
 	store, err := persistence.Open(f.dataDir, log.With("component", "store"))
 	if err != nil {
@@ -175,14 +203,22 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		MaxPages: f.maxPages, MaxAttempts: f.maxAttempts, ChunkTimeout: f.chunkTimeout,
 		GossipAddr: f.gossipAddr, RemoteAddr: f.remoteAddr, Join: f.join, HTTPURL: advertise, ClusterSecret: secret,
 		LedgerNode: f.ledgerNode, Log: log,
+		MaxActiveJobs: f.maxActiveJobs, IdempotencyTTL: f.idempotencyTTL,
 	})
 	if err != nil {
 		return err
 	}
 	defer n.Close()
+	if f.asyncEnabledSet {
+		if err := applyAsyncEnabled(ctx, n, f.asyncEnabled, log); err != nil {
+			return err
+		}
+	}
 
 	api := httpapi.New(httpapi.Config{
 		Backend: n, AdminToken: adminToken, MaxUploadBytes: f.maxUploadMB << 20, Version: version, Log: log,
+		Legacy:       httpapi.LegacyConfig{MaxPages: f.syncMaxPages, Timeout: f.syncTimeout},
+		RateLimitRPS: f.rateLimitRPS, RateLimitBurst: f.rateLimitBurst, MaxConcurrentUploads: f.maxConcurrentUploads,
 	})
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(out, "Quire %s: node %q serving %s (data in %s)\n", version, f.nodeName, url, f.dataDir)
