@@ -24,7 +24,8 @@ func addHealthRoutes(a *API) {
 	})
 	huma.Register(a.api, huma.Operation{
 		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz", Tags: []string{"health"},
-		Summary: "The node can take work: store open, ledger answering", Errors: []int{503},
+		Summary: "The node can take work: store readable, cluster joined, ledger answering", Errors: []int{503},
+		Description: "503 (problem+json) when it cannot, with every reason in the detail.",
 	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
 		if err := a.cfg.Backend.Ready(ctx); err != nil {
 			return nil, huma.Error503ServiceUnavailable("not ready: " + err.Error())

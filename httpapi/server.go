@@ -50,6 +50,10 @@ type Backend interface {
 	Rollout() *messages.RolloutPolicy
 	SetRollout(ctx context.Context, p *messages.RolloutPolicy) (*messages.RolloutPolicy, error)
 	Route(accountNumber, uploadBytes int64) string
+	// The admin's view of this node's jobs, of every account (the dashboard).
+	AllJobIDs(ctx context.Context, after string, limit int) ([]string, error)
+	JobAdmin(ctx context.Context, id string) (*job.State, error)
+	CancelAdmin(ctx context.Context, id string) (*job.State, error)
 }
 
 // Config sets up the API.
@@ -69,6 +73,9 @@ type Config struct {
 	RateLimitBurst int
 	// MaxConcurrentUploads bounds the uploads received at once (0: no bound).
 	MaxConcurrentUploads int
+	// MetricsToken, when set, is the bearer token GET /metrics asks for;
+	// empty, the metrics are open (metrics.go).
+	MetricsToken string
 }
 
 // Security scheme names of the OpenAPI document.
@@ -116,8 +123,10 @@ func New(cfg Config) *API {
 	addClusterRoutes(a)
 	addRolloutRoutes(a)
 	addKeyRoutes(a)
+	addDashboard(a) // dashboard.go: plain handlers under /dashboard
 	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}", a.servePDF)
 	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}"+ownedSuffix, a.serveOwned)
+	mux.Handle("GET "+MetricsPath, a.metricsHandler())
 	return a
 }
 
@@ -128,6 +137,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !a.forward(sw, r) {
 		a.mux.ServeHTTP(sw, r)
 	}
+	a.countRequest(r, sw.status, time.Since(start))
 	a.cfg.Log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
 }
 

@@ -54,7 +54,7 @@
 // | quire_credits_charged_total | counter | | credits charged for processed pages (CreditsCharged) |
 // | quire_credits_refunded_total | counter | | credits refunded for pages not processed (CreditsRefunded) |
 // | quire_ledger_discrepancy | gauge | | ledger invariant violations found by the last check; must be 0 (SetLedgerDiscrepancy) |
-// | quire_gemini_requests_total | counter | outcome | Gemini API requests: ok, 429, 5xx, timeout, error (GeminiRequest) |
+// | quire_gemini_requests_total | counter | outcome | Gemini model calls (generateContent): ok, 429, 5xx, timeout, error; calls a cancelled job aborted are not counted (GeminiRequest) |
 // | quire_gemini_tokens_total | counter | kind | Gemini tokens, kind input or output (GeminiTokens) |
 // | quire_http_requests_total | counter | route, method, status | HTTP requests answered (HTTPRequest) |
 // | quire_http_request_duration_seconds | histogram, 5 ms to 1 min | route | HTTP request duration (HTTPRequest) |

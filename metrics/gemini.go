@@ -11,7 +11,10 @@ func init() {
 	}
 }
 
-// GeminiRequest counts one request to the Gemini API that ended with outcome.
+// GeminiRequest counts one model call (generateContent) to the Gemini API
+// that ended with outcome. An answer that is not the JSON asked for is ok
+// here: the call worked; what became of the chunk is in
+// quire_chunks_finished_total.
 func GeminiRequest(outcome GeminiOutcome) {
 	set.GetOrCreateCounter(series("quire_gemini_requests_total", "outcome", known(outcome, geminiOutcomes))).Inc()
 }

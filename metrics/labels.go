@@ -50,7 +50,7 @@ const (
 	GeminiRateLimited GeminiOutcome = "429"
 	GeminiServerError GeminiOutcome = "5xx"
 	GeminiTimeout     GeminiOutcome = "timeout"
-	GeminiError       GeminiOutcome = "error" // anything else: 4xx, blocked answer, bad JSON, transport error
+	GeminiError       GeminiOutcome = "error" // anything else: another 4xx, an answer without a usable candidate (blocked, recitation), a failed connection
 )
 
 // Size is a job's size bucket, by page count: the buckets of the rollout

@@ -34,7 +34,7 @@ var help = map[string]string{
 	"quire_credits_charged_total":         "Credits charged for processed pages.",
 	"quire_credits_refunded_total":        "Credits refunded for pages not processed.",
 	"quire_ledger_discrepancy":            "Ledger invariant violations found by the last check; must be 0.",
-	"quire_gemini_requests_total":         "Requests to the Gemini API, by outcome.",
+	"quire_gemini_requests_total":         "Model calls (generateContent) to the Gemini API, by outcome.",
 	"quire_gemini_tokens_total":           "Gemini tokens used, by kind (input, output).",
 	"quire_http_requests_total":           "HTTP requests answered, by route, method and status code.",
 	"quire_http_request_duration_seconds": "HTTP request duration, by route.",

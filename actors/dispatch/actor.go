@@ -19,6 +19,8 @@ type Config struct {
 	Source chunk.Source
 	// Forget is called when a job ends, to drop what this node kept of it.
 	Forget func(job string)
+	// Gauges, if set, receive the counts of queued and running chunks.
+	Gauges *Gauges
 	Log    *slog.Logger
 }
 
@@ -51,6 +53,7 @@ func Props(cfg Config) *actor.Props {
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
+	defer a.publish()
 	switch m := ctx.Message().(type) {
 	case *messages.DispatchChunk:
 		w := m.GetWork()

@@ -178,6 +178,7 @@ func (p *placer) back(node string) {
 func (n *Node) watchMembers(ctx context.Context) {
 	events, unsubscribe := n.cluster.Subscribe()
 	defer unsubscribe()
+	membersMetrics(n.cluster.Members(), n.cfg.Name) // subscribed first: no event is missed
 	sub := n.system.EventStream.Subscribe(func(evt any) {
 		e, ok := evt.(*remote.EndpointTerminatedEvent)
 		if !ok {
@@ -200,6 +201,7 @@ func (n *Node) watchMembers(ctx context.Context) {
 			if !ok {
 				return
 			}
+			memberMetrics(ev)
 			switch ev.Kind {
 			case cluster.EventFailed, cluster.EventLeft, cluster.EventRestarted:
 				n.cfg.Log.Warn("member gone; its chunks are placed again", "member", ev.Member.Name, "event", ev.Kind.String())

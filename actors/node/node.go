@@ -17,6 +17,7 @@ import (
 	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/cluster"
 	"github.com/quirehq/quire/messages"
+	"github.com/quirehq/quire/metrics"
 	"github.com/quirehq/quire/persistence"
 )
 
@@ -32,7 +33,8 @@ type Node struct {
 	placer     *placer          // nil unless clustered
 	stop       context.CancelFunc
 	wg         sync.WaitGroup
-	auth       authCache // keys a remote ledger accepted (fallback while it is down)
+	auth       authCache   // keys a remote ledger accepted (fallback while it is down)
+	meters     nodeMetrics // what /metrics reads of this node (metrics.go)
 
 	rollout rolloutState // the cluster's rollout policy as last read (rollout.go)
 
@@ -64,6 +66,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		if err := ledger.Verify(cfg.Store); err != nil {
 			return nil, fmt.Errorf("node: refusing to start: %w", err)
 		}
+		metrics.SetLedgerDiscrepancy(0) // and checked again every ledgerCheckEvery
 	}
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Log.With("component", "actors")
@@ -88,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	dispatcherPID, err := system.Root.SpawnNamed(dispatch.Props(dispatch.Config{
 		Node: cfg.Name, Capacity: cfg.Concurrency, Extractors: cfg.Extractors, Log: cfg.Log.With("component", "dispatch"),
-		Source: n.fetchPDF, Forget: cfg.Store.RemoveCached,
+		Source: n.fetchPDF, Forget: cfg.Store.RemoveCached, Gauges: &n.meters.gauges,
 	}), dispatcherName)
 	if err != nil {
 		return nil, fmt.Errorf("node: start dispatcher: %w", err)
@@ -128,6 +131,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		go func() { defer n.wg.Done(); n.sweepPending(bg, 2*time.Second) }()
 	}
 	n.startRollout(bg) // reads the rollout policy now and every second after
+	if local {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.checkLedgerEvery(bg, ledgerCheckEvery) }()
+	}
+	n.registerMetrics()
 	if err := n.recover(); err != nil {
 		n.Close()
 		return nil, err
@@ -193,6 +201,7 @@ func (n *Node) Close() {
 	if closed {
 		return
 	}
+	n.unregisterMetrics()
 	// Stop gossiping load first: an update in flight would hold up the leave.
 	n.stop()
 	n.wg.Wait()
@@ -262,17 +271,6 @@ func (n *Node) Slots(ctx context.Context) (*messages.DispatcherStatsReply, error
 
 // NewUpload starts receiving an upload into the store's temporary area.
 func (n *Node) NewUpload() (*persistence.Upload, error) { return n.cfg.Store.NewUpload() }
-
-// Ready reports why the node cannot take work, or nil.
-func (n *Node) Ready(ctx context.Context) error {
-	if _, err := n.ledger.Balance(ctx, "readiness-probe", 0); err != nil && !errors.Is(err, ledger.ErrUnknownAccount) {
-		return fmt.Errorf("ledger not answering: %w", err)
-	}
-	if _, err := n.cfg.Store.LedgerSeq(); err != nil {
-		return fmt.Errorf("store not readable: %w", err)
-	}
-	return nil
-}
 
 // Drain stops placing new work on this node; what runs here finishes. It is
 // gossiped, so the other nodes stop placing here too.

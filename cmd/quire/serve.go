@@ -48,6 +48,7 @@ type serveFlags struct {
 	logLevel       string
 	logFormat      string
 	pprofAddr      string
+	metricsToken   string
 	geminiModel    string
 	geminiRPM      int
 	geminiTPM      int
@@ -130,6 +131,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.IntVar(&f.maxActiveJobs, "max-active-jobs", 1000, "unfinished jobs an account may have, cluster-wide, unless it has its own limit (0: no limit); more are answered 429")
 	fl.DurationVar(&f.idempotencyTTL, "idempotency-ttl", node.DefaultIdempotencyTTL, "how long an Idempotency-Key names the job it made")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
+	fl.StringVar(&f.metricsToken, "metrics-token", "", "when set, GET /metrics needs 'Authorization: Bearer <token>' (default: open, for Prometheus)")
 	return cmd
 }
 
@@ -219,6 +221,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		Backend: n, AdminToken: adminToken, MaxUploadBytes: f.maxUploadMB << 20, Version: version, Log: log,
 		Legacy:       httpapi.LegacyConfig{MaxPages: f.syncMaxPages, Timeout: f.syncTimeout},
 		RateLimitRPS: f.rateLimitRPS, RateLimitBurst: f.rateLimitBurst, MaxConcurrentUploads: f.maxConcurrentUploads,
+		MetricsToken: f.metricsToken,
 	})
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(out, "Quire %s: node %q serving %s (data in %s)\n", version, f.nodeName, url, f.dataDir)

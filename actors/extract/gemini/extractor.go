@@ -16,6 +16,7 @@ import (
 
 	"github.com/quirehq/quire/actors/extract"
 	"github.com/quirehq/quire/actors/pdf"
+	"github.com/quirehq/quire/metrics"
 )
 
 // Name is the name jobs use for this extractor.
@@ -339,6 +340,7 @@ func (x *Extractor) call(ctx context.Context, log *slog.Logger, model, pages str
 	}
 	resp, err := x.client.Models.GenerateContent(callCtx, model, contents, config)
 	if err != nil {
+		countFailedCall(ctx, err, p)
 		v := classifyCallError(ctx, err, x.cfg.RequestTimeout, p, model)
 		if ctx.Err() != nil {
 			return "", "", ctx.Err()
@@ -358,8 +360,11 @@ func (x *Extractor) call(ctx context.Context, log *slog.Logger, model, pages str
 		usage.OutputTokens += int64(u.CandidatesTokenCount) + int64(u.ThoughtsTokenCount)
 		usage.TotalTokens += int64(u.TotalTokenCount)
 		x.limiter.Charge(int(u.TotalTokenCount) - tokens)
+		metrics.GeminiTokens(int64(u.PromptTokenCount), int64(u.CandidatesTokenCount)+int64(u.ThoughtsTokenCount))
 	}
-	return answerText(resp, pages)
+	text, finish, err := answerText(resp, pages)
+	metrics.GeminiRequest(answerOutcome(err))
+	return text, finish, err
 }
 
 // answerText is the text of the first candidate, or why there is none.
