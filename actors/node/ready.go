@@ -37,7 +37,14 @@ func (n *Node) Ready(ctx context.Context) error {
 		reasons = append(reasons, err)
 	}
 	if _, err := n.ledger.Balance(ctx, "readiness-probe", 0); err != nil && !errors.Is(err, ledger.ErrUnknownAccount) {
-		reasons = append(reasons, fmt.Errorf("ledger not answering: %w", err))
+		where := ""
+		if !n.HoldsLedger() {
+			where = " (its node not known yet)"
+			if name := n.LedgerNode(); name != "" {
+				where = fmt.Sprintf(" (on node %s)", name)
+			}
+		}
+		reasons = append(reasons, fmt.Errorf("ledger%s not answering: %w", where, err))
 	}
 	if len(reasons) > 0 {
 		return &NotReadyError{Reasons: reasons}
