@@ -241,6 +241,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "  API docs:     %s/docs\n", url)
+	fmt.Fprintf(out, "  dashboard:    %s/dashboard   (log in with the admin token)\n", url)
 
 	if f.pprofAddr != "" {
 		go func() {
@@ -364,7 +365,11 @@ func ensureDemo(ctx context.Context, n *node.Node, f *serveFlags, adminToken str
 		return fmt.Errorf("save demo credentials: %w", err)
 	}
 	fmt.Fprintf(out, "  demo API key: %s  (account %d \"demo\", %d credits)\n", acct.APIKey, acct.Account.GetNumber(), f.demoCredits)
-	fmt.Fprintf(out, "  credentials:  . %s   (sets QUIRE_API_KEY, QUIRE_ADMIN_TOKEN, QUIRE_URL)\n", credPath)
+	sets := "QUIRE_API_KEY, QUIRE_URL"
+	if tokenGenerated {
+		sets = "QUIRE_API_KEY, QUIRE_ADMIN_TOKEN, QUIRE_URL"
+	}
+	fmt.Fprintf(out, "  credentials:  . %s   (sets %s)\n", credPath, sets)
 	return nil
 }
 
