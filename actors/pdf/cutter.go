@@ -152,7 +152,7 @@ func parse(ctx context.Context, path string) (pc *model.Context, err error) {
 			pc, err = nil, fmt.Errorf("%w: pdfcpu failed reading it: %v", ErrUnreadable, r)
 		}
 	}()
-	pc, err = pdfcpu.ReadWithContext(ctx, f, pdfcpuConfig())
+	pc, err = pdfcpu.ReadWithContext(ctx, f, PdfcpuConfig())
 	if err != nil {
 		return nil, classifyCut(err)
 	}
@@ -340,10 +340,10 @@ func classifyCut(err error) error {
 	return fmt.Errorf("%w: %v", ErrUnreadable, err)
 }
 
-// pdfcpuConfig is pdfcpu's default configuration with relaxed validation,
+// PdfcpuConfig is pdfcpu's default configuration with relaxed validation,
 // built here because model.NewDefaultConfiguration writes a configuration
 // directory into the user's home.
-func pdfcpuConfig() *model.Configuration {
+func PdfcpuConfig() *model.Configuration {
 	return &model.Configuration{
 		CreationDate:                   time.Now().Format("2006-01-02 15:04"),
 		Version:                        model.VersionStr,

@@ -8,12 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	pdfapi "github.com/pdfcpu/pdfcpu/pkg/api"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 
+	"github.com/quirehq/quire/actors/pdf"
 	"github.com/quirehq/quire/bench/pdfgen"
 )
 
@@ -240,7 +238,7 @@ func describePDF(path string) (f pdfFile, err error) {
 			err = fmt.Errorf("pdfcpu cannot read it: %v", r)
 		}
 	}()
-	n, err := pdfapi.PageCount(fh, pdfcpuConfig())
+	n, err := pdfapi.PageCount(fh, pdf.PdfcpuConfig())
 	if err != nil {
 		return f, fmt.Errorf("cannot count its pages: %w", err)
 	}
@@ -248,23 +246,4 @@ func describePDF(path string) (f pdfFile, err error) {
 		return f, errors.New("no pages")
 	}
 	return pdfFile{Path: path, Name: filepath.Base(path), Pages: n, Bytes: st.Size()}, nil
-}
-
-// pdfcpuConfig is pdfcpu's default configuration with relaxed validation,
-// built here because model.NewDefaultConfiguration writes a configuration
-// directory into the user's home.
-func pdfcpuConfig() *model.Configuration {
-	return &model.Configuration{
-		CreationDate:              time.Now().Format("2006-01-02 15:04"),
-		Version:                   model.VersionStr,
-		Reader15:                  true,
-		ValidationMode:            model.ValidationRelaxed,
-		UnsupportedResourcePolicy: model.UnsupportedResourceSkip,
-		Eol:                       types.EolLF,
-		TimestampFormat:           "2006-01-02 15:04",
-		DateFormat:                "2006-01-02",
-		Offline:                   true,
-		Timeout:                   5,
-		Limits:                    model.DefaultResourceLimits(),
-	}
 }

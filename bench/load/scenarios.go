@@ -65,20 +65,31 @@ func (r *runner) load(ctx context.Context, group string, pool *pdfPool, clients,
 		pool: pool, accts: accts, expect: expectCompleted}, err
 }
 
-// runClosed: small, medium, large, mixed, network-failure, rate-limit.
-func (r *runner) runClosed(ctx context.Context) error {
+// startClosed starts the run's cluster (unless it targets one) and makes the
+// closed loop of its clients over the scenario's PDFs. On an error nothing is
+// left running; otherwise the caller stops the cluster (r.down).
+func (r *runner) startClosed(ctx context.Context, group string) (loadSpec, error) {
 	pool, err := r.pool()
 	if err != nil {
-		return err
+		return loadSpec{}, err
 	}
-	if err := r.up(ctx, r.cfg.Nodes, "load"); err != nil {
+	if err := r.up(ctx, r.cfg.Nodes, group); err != nil {
+		return loadSpec{}, err
+	}
+	s, err := r.load(ctx, group, pool, r.cfg.Clients, r.cfg.Jobs)
+	if err != nil {
+		r.down()
+	}
+	return s, err
+}
+
+// runClosed: small, medium, large, mixed, network-failure, rate-limit.
+func (r *runner) runClosed(ctx context.Context) error {
+	s, err := r.startClosed(ctx, "load")
+	if err != nil {
 		return err
 	}
 	defer r.down()
-	s, err := r.load(ctx, "load", pool, r.cfg.Clients, r.cfg.Jobs)
-	if err != nil {
-		return err
-	}
 	r.loop(ctx, s)
 	return nil
 }
@@ -86,18 +97,11 @@ func (r *runner) runClosed(ctx context.Context) error {
 // runCreate: the clients create jobs as fast as they are answered; then
 // the jobs are cancelled (unless ended) and followed to their end.
 func (r *runner) runCreate(ctx context.Context) error {
-	pool, err := r.pool()
+	s, err := r.startClosed(ctx, "create")
 	if err != nil {
-		return err
-	}
-	if err := r.up(ctx, r.cfg.Nodes, "create"); err != nil {
 		return err
 	}
 	defer r.down()
-	s, err := r.load(ctx, "create", pool, r.cfg.Clients, r.cfg.Jobs)
-	if err != nil {
-		return err
-	}
 	s.createOnly, s.expect = true, expectCompletedOrEnded
 	recs := r.loop(ctx, s)
 	r.finish(ctx, s, recs)
@@ -106,18 +110,11 @@ func (r *runner) runCreate(ctx context.Context) error {
 
 // runCancel: each job is cancelled CancelAfter after it is seen running.
 func (r *runner) runCancel(ctx context.Context) error {
-	pool, err := r.pool()
+	s, err := r.startClosed(ctx, "cancel")
 	if err != nil {
-		return err
-	}
-	if err := r.up(ctx, r.cfg.Nodes, "cancel"); err != nil {
 		return err
 	}
 	defer r.down()
-	s, err := r.load(ctx, "cancel", pool, r.cfg.Clients, r.cfg.Jobs)
-	if err != nil {
-		return err
-	}
 	s.cancelAfter, s.expect = r.cfg.CancelAfter, expectCompletedOrEnded
 	r.loop(ctx, s)
 	return nil
@@ -160,18 +157,11 @@ func cancelStats(recs []*JobRecord, observed bool) *CancelStats {
 // runWorkerCrash: the closed loop on a cluster of 2+ nodes, the last of
 // which is killed (SIGKILL) once the load runs and it has chunks.
 func (r *runner) runWorkerCrash(ctx context.Context) error {
-	pool, err := r.pool()
+	s, err := r.startClosed(ctx, "load")
 	if err != nil {
-		return err
-	}
-	if err := r.up(ctx, r.cfg.Nodes, "load"); err != nil {
 		return err
 	}
 	defer r.down()
-	s, err := r.load(ctx, "load", pool, r.cfg.Clients, r.cfg.Jobs)
-	if err != nil {
-		return err
-	}
 	victim := r.cluster.nodes[len(r.cluster.nodes)-1]
 	r.crash = &CrashStats{Node: victim.name}
 	kctx, stopKiller := context.WithCancel(ctx)
