@@ -17,7 +17,7 @@ run: build
 # The real PDFs the end-to-end tests use are fetched from Debian's archive into
 # $(CORPUS) (outside the repository) once; later runs check their hashes only.
 corpus:
-	../shared/corpus/fetch-corpus.sh $(CORPUS)
+	bench/corpus/fetch-corpus.sh $(CORPUS)
 
 test: corpus
 	QUIRE_CORPUS=$(CORPUS) $(GO) test -race -timeout 20m $(PKGS)

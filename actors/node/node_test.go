@@ -27,7 +27,7 @@ import (
 	"github.com/quirehq/quire/persistence"
 )
 
-// The real PDFs these tests use (see ../shared/corpus/MANIFEST.tsv).
+// The real PDFs these tests use (see bench/corpus/MANIFEST.tsv).
 const (
 	pdf3Pages      = "octave-refcard-3p.pdf"
 	pdf4Pages      = "annapurna-features-4p.pdf"
@@ -54,7 +54,7 @@ func corpusFile(tb testing.TB, name string) string {
 	}
 	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
-		msg := fmt.Sprintf("corpus file %s is missing (%v): run `make corpus` (../shared/corpus/fetch-corpus.sh %s) or set QUIRE_CORPUS", name, err, dir)
+		msg := fmt.Sprintf("corpus file %s is missing (%v): run `make corpus` (bench/corpus/fetch-corpus.sh %s) or set QUIRE_CORPUS", name, err, dir)
 		if os.Getenv("CI") != "" {
 			tb.Fatal(msg)
 		}

@@ -32,7 +32,7 @@ func corpusFile(tb testing.TB, name string) string {
 	}
 	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
-		msg := fmt.Sprintf("corpus file %s is missing (%v): run `make corpus` (../shared/corpus/fetch-corpus.sh %s) or set QUIRE_CORPUS", name, err, dir)
+		msg := fmt.Sprintf("corpus file %s is missing (%v): run `make corpus` (bench/corpus/fetch-corpus.sh %s) or set QUIRE_CORPUS", name, err, dir)
 		if os.Getenv("CI") != "" {
 			tb.Fatal(msg)
 		}

@@ -1,7 +1,7 @@
 package load
 
 // The REST client. The JSON shapes below are the REST contract of
-// shared/DESIGN.md written down again, not the server's types: bench is a
+// docs/DESIGN.md written down again, not the server's types: bench is a
 // client like any other, and a change of the contract shows here.
 
 import (

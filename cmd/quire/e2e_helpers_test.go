@@ -3,7 +3,7 @@ package main
 // The end-to-end harness: it builds the real quire binary once per test run,
 // starts it as a separate process on a free port with its own data dir, and
 // talks to it over real HTTP. Nothing here reaches into the server's packages:
-// the JSON shapes below are the REST contract of shared/DESIGN.md, written
+// the JSON shapes below are the REST contract of docs/DESIGN.md, written
 // down again, so that a change of the contract fails these tests.
 
 import (
@@ -30,8 +30,8 @@ import (
 	"github.com/quirehq/quire/bench/fakegemini"
 )
 
-// sharedDir is the repository's sibling folder `shared`, seen from cmd/quire.
-const sharedDir = "../../../shared"
+// corpusDir holds the corpus scripts and manifest (bench/corpus), seen from cmd/quire.
+const corpusDir = "../../bench/corpus"
 
 var build struct {
 	once sync.Once
@@ -122,12 +122,12 @@ func corpusFile(tb testing.TB, name string) string {
 	}
 	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
-		needOrSkip(tb, "corpus file %s is missing (run `make corpus`, or ../shared/corpus/fetch-corpus.sh DIR and set QUIRE_CORPUS=DIR): %v", p, err)
+		needOrSkip(tb, "corpus file %s is missing (run `make corpus`, or bench/corpus/fetch-corpus.sh DIR and set QUIRE_CORPUS=DIR): %v", p, err)
 	}
 	return p
 }
 
-// manifestEntry is one row of shared/corpus/MANIFEST.tsv.
+// manifestEntry is one row of bench/corpus/MANIFEST.tsv.
 type manifestEntry struct {
 	Pages int
 	Bytes int64
@@ -136,7 +136,7 @@ type manifestEntry struct {
 
 func corpusManifest(tb testing.TB) map[string]manifestEntry {
 	tb.Helper()
-	path := filepath.Join(sharedDir, "corpus", "MANIFEST.tsv")
+	path := filepath.Join(corpusDir, "MANIFEST.tsv")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		needOrSkip(tb, "cannot read the corpus manifest %s: %v", path, err)
@@ -175,10 +175,10 @@ type badPDF struct {
 }
 
 // makeBadPDFs derives malformed PDFs from a good one with
-// shared/corpus/make-bad-pdfs.sh (needs qpdf and python3).
+// bench/corpus/make-bad-pdfs.sh (needs qpdf and python3).
 func makeBadPDFs(tb testing.TB, good string) []badPDF {
 	tb.Helper()
-	script := filepath.Join(sharedDir, "corpus", "make-bad-pdfs.sh")
+	script := filepath.Join(corpusDir, "make-bad-pdfs.sh")
 	if _, err := os.Stat(script); err != nil {
 		needOrSkip(tb, "cannot find %s: %v", script, err)
 	}
