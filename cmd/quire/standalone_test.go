@@ -31,10 +31,10 @@ func TestStandaloneClone(t *testing.T) {
 	}
 
 	// git grep exits 1 when it finds nothing: that is the pass.
-	grep := exec.Command("git", "grep", "-n", `\.\./shared`)
+	grep := exec.Command("git", "grep", "-n", `\.\./`+"shared") // split so that this file does not match
 	grep.Dir = clone
 	if hits, err := grep.Output(); err == nil {
-		t.Errorf("the repository still reads or links ../shared:\n%s", hits)
+		t.Errorf("the repository still reads or links its sibling shared folder:\n%s", hits)
 	}
 
 	corpus := os.Getenv("QUIRE_CORPUS")
