@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -46,9 +47,18 @@ type listJobsBody struct {
 	NextCursor string `json:"next_cursor,omitempty" doc:"Pass as cursor for the next page; absent on the last page."`
 }
 
+type resultInput struct {
+	ID             string `path:"id" doc:"Job id."`
+	Format         string `query:"format" enum:"json,text,markdown,pages" default:"json" doc:"json: every chunk with its output; text: the whole document, pages separated by form feeds (like pdftotext); markdown: a heading per page (text) or per chunk (gemini); pages: one flat list of {page, text}, or the per-chunk outputs of a gemini job."`
+	AcceptEncoding string `header:"Accept-Encoding" doc:"gzip: results over 8 KiB are compressed."`
+}
+
 type resultOutput struct {
-	Route string `header:"X-Quire-Route" doc:"How the job came in: async or sync."`
-	Body  JobResult
+	Route           string `header:"X-Quire-Route" doc:"How the job came in: async or sync."`
+	ContentType     string `header:"Content-Type"`
+	ContentEncoding string `header:"Content-Encoding" doc:"gzip when the client accepts it and the result is over 8 KiB."`
+	Vary            string `header:"Vary"`
+	Body            []byte
 }
 
 type jobBodyOutput struct {
@@ -133,13 +143,37 @@ func addJobRoutes(a *API) {
 		Summary:     "A job's merged result, in page order",
 		Description: "Every chunk in page order with its status, node, attempts, output and error. Partial results are included while the job runs and when some chunks failed.",
 		Security:    keySecurity, Errors: []int{401, 404},
-	}, func(ctx context.Context, in *jobIDInput) (*resultOutput, error) {
+	}, func(ctx context.Context, in *resultInput) (*resultOutput, error) {
 		r, err := a.cfg.Backend.Result(ctx, account(ctx).GetId(), in.ID)
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)
 		}
-		return &resultOutput{Route: jobRoute(r.State), Body: resultView(r)}, nil
+		view := resultView(r)
+		out := &resultOutput{Route: jobRoute(r.State), Vary: "Accept-Encoding"}
+		switch in.Format {
+		case FormatText:
+			out.ContentType, out.Body = "text/plain; charset=utf-8", renderText(view)
+		case FormatMarkdown:
+			out.ContentType, out.Body = "text/markdown; charset=utf-8", renderMarkdown(view, r.State.Created.GetFileName())
+		case FormatPages:
+			out.ContentType = "application/json"
+			out.Body, err = json.Marshal(renderPages(view, r.State.Created.GetExtractor()))
+		default:
+			out.ContentType = "application/json"
+			out.Body, err = json.Marshal(view)
+		}
+		if err != nil {
+			return nil, problem(a.cfg.Log, err)
+		}
+		if acceptsGzip(in.AcceptEncoding) && len(out.Body) > gzipMinBytes {
+			if out.Body, err = gzipBytes(out.Body); err != nil {
+				return nil, problem(a.cfg.Log, err)
+			}
+			out.ContentEncoding = "gzip"
+		}
+		return out, nil
 	})
+	documentResultFormats(a.api.OpenAPI())
 
 	huma.Register(a.api, huma.Operation{
 		OperationID: "cancel-job", Method: http.MethodPost, Path: "/v1/jobs/{id}/cancel", Tags: []string{"jobs"},

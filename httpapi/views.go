@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/quirehq/quire/actors/job"
@@ -100,7 +99,7 @@ type ChunkResult struct {
 	Status     string          `json:"status" enum:"pending,running,done,failed,cancelled"`
 	Node       string          `json:"node,omitempty"`
 	Attempts   int32           `json:"attempts"`
-	Output     json.RawMessage `json:"output,omitempty" doc:"The extractor's JSON output; for text: {pages:[{page,text}]}."`
+	Output     ChunkOutput     `json:"output,omitempty"`
 	Usage      *Usage          `json:"usage,omitempty" doc:"Model tokens this chunk used (gemini)."`
 	DurationMs int64           `json:"duration_ms,omitempty" doc:"Wall time of the attempt that succeeded."`
 	Error      string          `json:"error,omitempty"`
@@ -123,7 +122,7 @@ func resultView(r *node.Result) JobResult {
 			DurationMs: c.DurationMs,
 		}
 		if o, ok := r.Outputs[c.Range.GetIndex()]; ok && c.Status == job.ChunkDone {
-			cr.Output = o.GetOutput()
+			cr.Output = ChunkOutput(o.GetOutput())
 		}
 		out.Chunks = append(out.Chunks, cr)
 	}

@@ -90,9 +90,18 @@ func (e *apiError) Error() string {
 }
 
 func (c *client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	return c.send(ctx, method, path, body, contentType, nil, out)
+}
+
+// send is do with extra request headers. An out of type *[]byte receives the
+// raw body (for answers that are not JSON).
+func (c *client) send(ctx context.Context, method, path string, body io.Reader, contentType string, header http.Header, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.url+path, body)
 	if err != nil {
 		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if contentType != "" {
@@ -109,14 +118,18 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 		_ = json.Unmarshal(b, e)
 		return e
 	}
-	if out == nil {
+	switch out := out.(type) {
+	case nil:
 		return nil
+	case *[]byte:
+		*out, err = io.ReadAll(res.Body)
+		return err
 	}
 	return json.NewDecoder(res.Body).Decode(out)
 }
 
 // upload streams a PDF as multipart/form-data, never holding it in memory.
-func (c *client) upload(ctx context.Context, path string, fields map[string]string, out any) error {
+func (c *client) upload(ctx context.Context, path string, fields map[string]string, idempotencyKey string, out any) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
@@ -145,7 +158,11 @@ func (c *client) upload(ctx context.Context, path string, fields map[string]stri
 		}()
 		pw.CloseWithError(err)
 	}()
-	return c.do(ctx, http.MethodPost, "/v1/jobs", pr, mw.FormDataContentType(), out)
+	var h http.Header
+	if idempotencyKey != "" {
+		h = http.Header{"Idempotency-Key": {idempotencyKey}}
+	}
+	return c.send(ctx, http.MethodPost, "/v1/jobs", pr, mw.FormDataContentType(), h, out)
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -1,36 +1,36 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/quirehq/quire/httpapi"
 )
 
-var terminal = map[string]bool{"completed": true, "partially_completed": true, "failed": true, "cancelled": true}
-
 func newSubmitCmd() *cobra.Command {
 	cf := &clientFlags{}
 	var wait bool
-	var extractor, prompt, schemaFile string
+	var extractor, prompt, schemaFile, model, idemKey string
 	var chunkPages int
 	cmd := &cobra.Command{
 		Use:   "submit FILE",
 		Short: "Upload a PDF as a job; with --wait, show its progress until it ends",
-		Args:  cobra.ExactArgs(1),
+		Long: `Upload a PDF as a job and print its id. With --wait, show its progress on
+stderr until it ends, then print the job as JSON on stdout; the exit code says
+how it ended:
+` + exitCodesHelp,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd, cf, "QUIRE_API_KEY")
 			if err != nil {
 				return err
 			}
-			fields := map[string]string{"extractor": extractor, "prompt": prompt}
+			fields := map[string]string{"extractor": extractor, "prompt": prompt, "model": model}
 			if chunkPages > 0 {
 				fields["chunk_pages"] = strconv.Itoa(chunkPages)
 			}
@@ -42,7 +42,7 @@ func newSubmitCmd() *cobra.Command {
 				fields["schema"] = string(b)
 			}
 			var j httpapi.Job
-			if err := c.upload(cmd.Context(), args[0], fields, &j); err != nil {
+			if err := c.upload(cmd.Context(), args[0], fields, idemKey, &j); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "job %s: %d pages in %d chunks, %d credits reserved\n", j.ID, j.Pages, j.Chunks.Total, j.Credits.Reserved)
@@ -50,57 +50,18 @@ func newSubmitCmd() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), j.ID)
 				return nil
 			}
-			final, err := waitJob(cmd, c, j)
-			if err != nil {
-				return err
-			}
-			if err := printJSON(cmd.OutOrStdout(), final); err != nil {
-				return err
-			}
-			if final.Status != "completed" {
-				return fmt.Errorf("job %s ended %s: %s", final.ID, final.Status, final.Error)
-			}
-			return nil
+			return watchToEnd(cmd, c, j)
 		},
 	}
 	addClientFlags(cmd.Flags(), cf)
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the job to end, showing its progress on stderr")
 	cmd.Flags().StringVar(&extractor, "extractor", "", "text (default) or gemini")
 	cmd.Flags().StringVar(&prompt, "prompt", "", "what to extract (gemini)")
+	cmd.Flags().StringVar(&model, "model", "", "the Gemini model for this job (default: the node's --gemini-model)")
 	cmd.Flags().StringVar(&schemaFile, "schema-file", "", "a JSON schema the output must match (gemini)")
 	cmd.Flags().IntVar(&chunkPages, "chunk-pages", 0, "pages per chunk (default: the node's)")
+	cmd.Flags().StringVar(&idemKey, "idempotency-key", "", "sent as Idempotency-Key: the same key and file again give the same job, not a second one")
 	return cmd
-}
-
-// waitJob polls a job until it ends, with a progress bar of its chunks.
-func waitJob(cmd *cobra.Command, c *client, j httpapi.Job) (httpapi.Job, error) {
-	bar := progressbar.NewOptions(j.Chunks.Total,
-		progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-		progressbar.OptionSetDescription("chunks"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(cmd.ErrOrStderr()) }),
-	)
-	tick := time.NewTicker(300 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if err := c.do(cmd.Context(), http.MethodGet, "/v1/jobs/"+j.ID, nil, "", &j); err != nil {
-			return j, err
-		}
-		_ = bar.Set(j.Chunks.Done + j.Chunks.Failed)
-		bar.Describe(fmt.Sprintf("%-10s", j.Status))
-		if terminal[j.Status] {
-			_ = bar.Finish()
-			return j, nil
-		}
-		select {
-		case <-cmd.Context().Done():
-			return j, cmd.Context().Err()
-		case <-tick.C:
-		}
-	}
 }
 
 func newStatusCmd() *cobra.Command {
@@ -125,46 +86,36 @@ func newStatusCmd() *cobra.Command {
 
 func newResultCmd() *cobra.Command {
 	cf := &clientFlags{}
+	var format string
 	var asText bool
 	cmd := &cobra.Command{
-		Use: "result ID", Short: "Print a job's merged result (JSON, or page text with --text)", Args: cobra.ExactArgs(1),
+		Use:   "result ID",
+		Short: "Print a job's merged result (--format json, text, markdown or pages)",
+		Long: `Print a job's merged result as the node renders it (GET /v1/jobs/{id}/result):
+json (every chunk with its status, node, attempts and output), text (the whole
+document, pages separated by form feeds, like pdftotext), markdown, or pages
+(one {page, text} per page; per-chunk outputs for gemini jobs).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd, cf, "QUIRE_API_KEY")
 			if err != nil {
 				return err
 			}
-			var r httpapi.JobResult
-			if err := c.do(cmd.Context(), http.MethodGet, "/v1/jobs/"+args[0]+"/result", nil, "", &r); err != nil {
+			if asText {
+				format = "text"
+			}
+			var body []byte
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/jobs/"+args[0]+"/result?format="+url.QueryEscape(format), nil, "", &body); err != nil {
 				return err
 			}
-			if !asText {
-				return printJSON(cmd.OutOrStdout(), r)
-			}
-			w := cmd.OutOrStdout()
-			for _, ch := range r.Chunks {
-				if ch.Status != "done" {
-					fmt.Fprintf(w, "[pages %d-%d: %s %s]\n", ch.FirstPage, ch.LastPage, ch.Status, ch.Error)
-					continue
-				}
-				var out struct {
-					Pages []struct {
-						Page int    `json:"page"`
-						Text string `json:"text"`
-					} `json:"pages"`
-				}
-				if err := json.Unmarshal(ch.Output, &out); err != nil || len(out.Pages) == 0 {
-					fmt.Fprintf(w, "%s\n", ch.Output)
-					continue
-				}
-				for _, p := range out.Pages {
-					fmt.Fprintf(w, "%s\f", p.Text)
-				}
-			}
-			return nil
+			_, err = cmd.OutOrStdout().Write(body)
+			return err
 		},
 	}
 	addClientFlags(cmd.Flags(), cf)
-	cmd.Flags().BoolVar(&asText, "text", false, "print the pages' text, pages separated by form feeds (like pdftotext)")
+	cmd.Flags().StringVar(&format, "format", "json", "json, text, markdown or pages")
+	cmd.Flags().BoolVar(&asText, "text", false, "same as --format text")
+	_ = cmd.Flags().MarkDeprecated("text", "use --format text")
 	return cmd
 }
 

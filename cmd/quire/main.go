@@ -15,6 +15,6 @@ func main() {
 	defer stop()
 	if err := Run(ctx, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "quire:", err)
-		os.Exit(1)
+		os.Exit(ExitCode(err))
 	}
 }

@@ -48,7 +48,7 @@ func (x *Extractor) Extract(ctx context.Context, req extract.Request) (extract.R
 	}
 	out := Output{Pages: make([]Page, len(texts))}
 	for i, t := range texts {
-		out.Pages[i] = Page{Page: req.FirstPage + i, Text: t}
+		out.Pages[i] = Page{Page: req.FirstPage + i, Text: Normalize(t)}
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
