@@ -93,16 +93,16 @@ func jobView(st *job.State) Job {
 
 // ChunkResult is one chunk of a job's merged result.
 type ChunkResult struct {
-	Index      int32           `json:"index"`
-	FirstPage  int32           `json:"first_page"`
-	LastPage   int32           `json:"last_page"`
-	Status     string          `json:"status" enum:"pending,running,done,failed,cancelled"`
-	Node       string          `json:"node,omitempty"`
-	Attempts   int32           `json:"attempts"`
-	Output     ChunkOutput     `json:"output,omitempty"`
-	Usage      *Usage          `json:"usage,omitempty" doc:"Model tokens this chunk used (gemini)."`
-	DurationMs int64           `json:"duration_ms,omitempty" doc:"Wall time of the attempt that succeeded."`
-	Error      string          `json:"error,omitempty"`
+	Index      int32       `json:"index"`
+	FirstPage  int32       `json:"first_page"`
+	LastPage   int32       `json:"last_page"`
+	Status     string      `json:"status" enum:"pending,running,done,failed,cancelled"`
+	Node       string      `json:"node,omitempty"`
+	Attempts   int32       `json:"attempts"`
+	Output     ChunkOutput `json:"output,omitempty"`
+	Usage      *Usage      `json:"usage,omitempty" doc:"Model tokens this chunk used (gemini)."`
+	DurationMs int64       `json:"duration_ms,omitempty" doc:"Wall time of the attempt that succeeded."`
+	Error      string      `json:"error,omitempty"`
 }
 
 // JobResult is a job's merged result, in page order, partial results included.

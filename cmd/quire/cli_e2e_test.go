@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
-	"sync"
 	"encoding/json"
 	"errors"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
