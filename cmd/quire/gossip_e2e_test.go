@@ -175,3 +175,42 @@ func TestE2ELedgerNodeLostDataRefusesToStart(t *testing.T) {
 		t.Errorf("n2 /healthz: %s", r)
 	}
 }
+
+// TestE2EOtherClusterRefused: a node whose store belongs to one cluster,
+// started with --join pointing at another cluster (same gossip key), refuses
+// to start and names both cluster ids; the other cluster does not list it.
+func TestE2EOtherClusterRefused(t *testing.T) {
+	t.Parallel()
+	solo := func(name string) *testNode {
+		return startNodeWith(t, nodeOptions{name: name, args: []string{
+			"--gossip-addr", freeGossipAddr(t), "--remote-addr", freeAddr(t),
+		}})
+	}
+	a, b := solo("a1"), solo("b1")
+	idOf := func(n *testNode) string {
+		m, _ := n.clusterView(t).member(n.name)
+		if m.ClusterID == "" {
+			t.Fatalf("%s carries no cluster id", n.name)
+		}
+		return m.ClusterID
+	}
+	idA, idB := idOf(a), idOf(b)
+	if idA == idB {
+		t.Fatalf("two clusters formed apart share the id %s", idA)
+	}
+	b.stop()
+	args := append([]string{"serve", "--http-addr", b.addr, "--data-dir", b.dataDir, "--node-name", b.name},
+		append(slices.Clip(b.extraArgs), "--join", flagValue(a.extraArgs, "--gossip-addr"))...)
+	_, errOut, err := runQuire(t, t.TempDir(), b.env, args...)
+	if err == nil {
+		t.Fatal("b1 joined another cluster")
+	}
+	for _, want := range []string{"another cluster", idA, idB} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, errOut)
+		}
+	}
+	if v := a.clusterView(t); len(v.Members) != 1 {
+		t.Errorf("a1 lists %+v, want only itself", v.Members)
+	}
+}
