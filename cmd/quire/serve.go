@@ -123,7 +123,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.StringVar(&f.advertiseURL, "advertise-url", "", "this node's REST API as the other nodes reach it (default: from --http-addr)")
 	fl.StringVar(&f.ledgerNode, "ledger-node", "", "name of the node that holds the cluster's ledger (accounts, keys, credits); give every node the same (default: the node started without --join)")
 	fl.StringVar(&f.clusterSecret, "cluster-secret", "", "secret the nodes share to fetch each other's PDFs (default: derived from the admin token)")
-	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file of gossip encryption keys, base64, one per line, the first used to encrypt (make one with `quire keygen`; README: rotation); every node of the cluster needs one of its keys")
+	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file of gossip encryption keys, base64, one per line, the first used to encrypt (make one with quire keygen; README: rotation); every node of the cluster needs one of its keys")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running chunks may take to finish")
 	fl.IntVar(&f.syncMaxPages, "sync-max-pages", httpapi.DefaultSyncMaxPages, "largest PDF the legacy POST /v1/process processes synchronously (larger: 413)")
 	fl.DurationVar(&f.syncTimeout, "sync-timeout", httpapi.DefaultSyncTimeout, "how long a synchronous POST /v1/process waits for its job; past it the job is cancelled and the unprocessed pages refunded (504)")
