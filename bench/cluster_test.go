@@ -5,6 +5,8 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -79,9 +82,23 @@ type chunkView struct {
 func startMember(tb testing.TB, adminToken, name, gossip, remote string, join []string, slots int, extra ...string) *member {
 	tb.Helper()
 	args := []string{"--node-name", name, "--gossip-addr", gossip, "--remote-addr", remote,
-		"--join", strings.Join(join, ","), "--ledger-node", "n1", "--concurrency", strconv.Itoa(slots)}
+		"--join", strings.Join(join, ","), "--ledger-node", "n1", "--concurrency", strconv.Itoa(slots),
+		"--gossip-key-file", gossipKeyFile(tb, adminToken)}
 	n := startNodeWithToken(tb, adminToken, append(args, extra...)...)
 	return &member{node: n, name: name, gossip: gossip, remote: remote}
+}
+
+// gossipKeyFile writes the gossip key of the cluster whose nodes share
+// adminToken (a random token of the cluster's own, so each test cluster has
+// its own key) to a new file, and returns its path.
+func gossipKeyFile(tb testing.TB, adminToken string) string {
+	tb.Helper()
+	key := sha256.Sum256([]byte("quire bench gossip key\x00" + adminToken))
+	path := filepath.Join(tb.TempDir(), "gossip.key")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key[:])+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 // startCluster starts len(slots) nodes n1, n2, ... (node i with slots[i]

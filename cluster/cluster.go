@@ -40,6 +40,7 @@ type Cluster struct {
 	ml         *memberlist.Memberlist
 	gossipAddr string
 	now        func() time.Time
+	ident      *identity // this node's cluster id, and the delegates that check members' ids
 
 	// meta is the encoded local Meta that memberlist gossips. memberlist
 	// reads it while holding its node lock, so it is an atomic and never
@@ -83,6 +84,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	formed := cfg.ClusterID == "" && cfg.FormCluster
+	if formed {
+		cfg.ClusterID = newClusterID()
+	}
+	cfg.Meta.ClusterID = cfg.ClusterID
 	encoded, err := encodeMeta(cfg.Meta)
 	if err != nil {
 		return nil, err
@@ -94,6 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		events: make(chan memberlist.NodeEvent, eventQueue),
 		stop:   make(chan struct{}),
 	}
+	c.ident = newIdentity(cfg.ClusterID, c.log)
 	c.meta.Store(&encoded)
 	c.mu.self = Member{Meta: cfg.Meta, State: StateAlive, LastChange: now}
 	c.mu.members = make(map[string]Member)
@@ -103,6 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	mlc.Delegate = metaDelegate{meta: &c.meta}
 	mlc.Events = eventDelegate{ch: c.events, stop: c.stop}
 	mlc.Conflict = conflictDelegate{log: c.log}
+	mlc.Merge, mlc.Alive = c.ident, c.ident
 	mlc.Logger = newMemberlistLogger(c.log)
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
@@ -111,25 +119,89 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.ml = ml
 	c.gossipAddr = ml.LocalNode().Address()
 
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.run()
+	go c.adopt()
 
 	c.log.Info("gossip started", logKeyGossipAddr, c.gossipAddr, logKeyIncarnation, cfg.Meta.Incarnation,
-		logKeyProfile, cfg.Profile)
-	if seeds := c.seeds(); len(seeds) > 0 {
-		if n, err := c.join(seeds); err == nil && n > 0 {
-			c.log.Info("joined the cluster", logKeySeeds, seeds, logKeyContacted, n)
-		} else if cfg.JoinAttempts > 1 {
-			c.log.Warn("no seed answers yet: running as a cluster of one and retrying",
-				logKeySeeds, seeds, logKeyError, err)
-			c.wg.Add(1)
-			go c.retryJoin(seeds)
-		} else {
-			c.log.Warn("no seed answers: running as a cluster of one", logKeySeeds, seeds, logKeyError, err)
+		logKeyProfile, cfg.Profile, logKeyKeys, len(cfg.GossipKeys), logKeyClusterID, cfg.ClusterID)
+	seeds := c.seeds()
+	var n int
+	if len(seeds) > 0 {
+		n, err = c.join(seeds)
+	}
+	if other := c.ident.conflict(); other != "" {
+		_ = c.Close()
+		if formed {
+			return nil, fmt.Errorf("%w: this node would form a new cluster (its store has no cluster id) but the seeds %v "+
+				"belong to cluster %s: it has lost its data; restore its data dir from a backup (or start it with an "+
+				"empty data dir as a new member, not as the one that forms the cluster)", ErrClusterExists, seeds, other)
 		}
+		return nil, fmt.Errorf("%w: this node belongs to cluster %s, the seeds %v to cluster %s: check --join and --data-dir",
+			ErrOtherCluster, cfg.ClusterID, seeds, other)
+	}
+	if formed && cfg.OnClusterID != nil {
+		if err := cfg.OnClusterID(cfg.ClusterID); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("cluster: record the new cluster id: %w", err)
+		}
+	}
+	if formed {
+		c.log.Info("formed a new cluster", logKeyClusterID, cfg.ClusterID)
+	}
+	switch {
+	case len(seeds) == 0:
+	case err == nil && n > 0:
+		c.log.Info("joined the cluster", logKeySeeds, seeds, logKeyContacted, n)
+	case cfg.JoinAttempts > 1:
+		c.log.Warn("no seed answers yet: running as a cluster of one and retrying",
+			logKeySeeds, seeds, logKeyError, err)
+		c.wg.Add(1)
+		go c.retryJoin(seeds)
+	default:
+		c.log.Warn("no seed answers: running as a cluster of one", logKeySeeds, seeds, logKeyError, err)
 	}
 	return c, nil
 }
+
+// adopt waits until this node, which had no cluster id, takes the id of the
+// cluster it joined (see identity): it puts it in the local metadata,
+// reports it to Config.OnClusterID and gossips it.
+func (c *Cluster) adopt() {
+	defer c.wg.Done()
+	var id string
+	select {
+	case <-c.stop:
+		return
+	case id = <-c.ident.adopted:
+	}
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return
+	}
+	m := c.mu.self.Meta
+	m.ClusterID = id
+	err := c.setMetaLocked(m)
+	c.mu.Unlock()
+	if err != nil { // cannot happen: Validate measured the metadata with an id
+		c.log.Error("cannot gossip the cluster id", logKeyClusterID, id, logKeyError, err)
+		return
+	}
+	c.log.Info("joined cluster", logKeyClusterID, id)
+	if c.cfg.OnClusterID != nil {
+		if err := c.cfg.OnClusterID(id); err != nil {
+			c.log.Error("cannot record the cluster id; it is adopted again at the next start", logKeyClusterID, id, logKeyError, err)
+		}
+	}
+	if err := c.ml.UpdateNode(DefaultGossipTimeout); err != nil {
+		c.log.Warn("gossip the cluster id", logKeyError, err)
+	}
+}
+
+// ClusterID is the id of the cluster this node belongs to, or "" while it has
+// not joined one.
+func (c *Cluster) ClusterID() string { return c.ident.id() }
 
 // seeds returns cfg.Join without this node's own address.
 func (c *Cluster) seeds() []string {
@@ -228,12 +300,18 @@ func (c *Cluster) applyMeta(fn func(*Meta)) error {
 	old := c.mu.self.Meta
 	m := old
 	fn(&m)
-	if m.Name != old.Name || m.Incarnation != old.Incarnation || m.StartedUnixMs != old.StartedUnixMs {
-		return fmt.Errorf("%w: name, incarnation and start time cannot change", ErrInvalidMeta)
+	if m.Name != old.Name || m.Incarnation != old.Incarnation || m.StartedUnixMs != old.StartedUnixMs || m.ClusterID != old.ClusterID {
+		return fmt.Errorf("%w: name, incarnation, start time and cluster id cannot change", ErrInvalidMeta)
 	}
 	if err := m.check(); err != nil {
 		return err
 	}
+	return c.setMetaLocked(m)
+}
+
+// setMetaLocked makes m the local metadata that memberlist will gossip; c.mu
+// must be held.
+func (c *Cluster) setMetaLocked(m Meta) error {
 	encoded, err := encodeMeta(m)
 	if err != nil {
 		return err

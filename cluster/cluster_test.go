@@ -270,6 +270,9 @@ func startNode(tb testing.TB, cfg Config) *Cluster {
 	if cfg.Log == nil {
 		cfg.Log = testLogger(tb, cfg.Name)
 	}
+	if cfg.GossipKeys == nil { // a non-nil empty keyring starts a node without a key
+		cfg.GossipKeys = testKeys(tb)
+	}
 	c, err := Start(tb.Context(), cfg)
 	if err != nil {
 		tb.Fatalf("Start(%s): %v", cfg.Name, err)

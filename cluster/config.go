@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -67,6 +68,31 @@ type Config struct {
 	// of which one has just left or failed, a second failure takes about
 	// 20 s to be declared with the local profile instead of about 5 s.
 	SuspicionMaxTimeoutMult int
+
+	// GossipKeys is the keyring that encrypts and authenticates gossip
+	// (memberlist's AES-GCM; see ReadGossipKeyFile): the first key encrypts
+	// what this node sends, every key decrypts what it receives, and
+	// unencrypted messages are refused. Each key is 16, 24 or 32 bytes.
+	// Empty: gossip is plaintext and anyone who reaches the port can join.
+	GossipKeys [][]byte
+	// ClusterID is the id of the cluster this node belongs to, as its store
+	// keeps it; empty when it has not been in a cluster yet. A member whose
+	// metadata carries another id is refused (never listed); if the seeds
+	// reached at Start belong to another cluster, Start fails with
+	// ErrOtherCluster. A node with no id takes the id of the first member
+	// that has one, and reports it to OnClusterID.
+	ClusterID string
+	// FormCluster: with no ClusterID, this node forms a new cluster (makes a
+	// new id) rather than waiting to take one from the cluster it joins; it
+	// refuses to start (ErrClusterExists) if the seeds it reaches at Start
+	// belong to a cluster already: a node that should form the cluster but
+	// has no id has lost its data, and must be restored, not started anew.
+	FormCluster bool
+	// OnClusterID is called with the id, once, when this node forms a new
+	// cluster (during Start, which fails if it returns an error) or adopts
+	// the id of the cluster it joined (from a goroutine of the Cluster; an
+	// error is logged): store it, and give it back as ClusterID at the next start.
+	OnClusterID func(id string) error
 }
 
 func (c *Config) setDefaults(now time.Time) {
@@ -131,6 +157,19 @@ func (c *Config) Validate() error {
 	if err := c.Meta.check(); err != nil {
 		errs = append(errs, err)
 	}
+	for i, key := range c.GossipKeys {
+		if err := memberlist.ValidateKey(key); err != nil {
+			errs = append(errs, fmt.Errorf("%w: key %d has %d bytes, it must have 16, 24 or 32", ErrBadGossipKey, i+1, len(key)))
+		}
+	}
+	if c.ClusterID != "" {
+		if _, err := uuid.Parse(c.ClusterID); err != nil {
+			errs = append(errs, fmt.Errorf("cluster id %q is not a UUID", c.ClusterID))
+		}
+	}
+	if c.Meta.ClusterID != "" && c.Meta.ClusterID != c.ClusterID {
+		errs = append(errs, fmt.Errorf("metadata cluster id %q differs from the cluster id %q (leave it empty)", c.Meta.ClusterID, c.ClusterID))
+	}
 	// Measure the metadata as it will travel, with the fields Start fills in.
 	m := c.Meta
 	m.Name = c.Name
@@ -141,6 +180,9 @@ func (c *Config) Validate() error {
 		m.StartedUnixMs = time.Now().UnixMilli()
 	}
 	m.Leaving = true // Leave sets it: it must fit then too
+	if m.ClusterID == "" {
+		m.ClusterID = newClusterID() // made or adopted later: it must fit then too
+	}
 	if _, err := encodeMeta(m); err != nil {
 		errs = append(errs, err)
 	}
@@ -209,6 +251,11 @@ func (c *Config) memberlistConfig() *memberlist.Config {
 	}
 	if c.SuspicionMaxTimeoutMult > 0 {
 		mlc.SuspicionMaxTimeoutMult = c.SuspicionMaxTimeoutMult
+	}
+	if len(c.GossipKeys) > 0 {
+		// Validate checked every key, which is all NewKeyring can refuse.
+		mlc.Keyring, _ = memberlist.NewKeyring(c.GossipKeys[1:], c.GossipKeys[0])
+		mlc.GossipVerifyIncoming, mlc.GossipVerifyOutgoing = true, true
 	}
 	return mlc
 }

@@ -24,6 +24,18 @@
 // joins, and a node that leaves, also sends its state to every member
 // directly; metadata updates are gossiped only.
 //
+// Gossip is encrypted and authenticated when Config.GossipKeys holds a
+// keyring (memberlist's AES-GCM; `quire keygen` makes a key, and
+// ReadGossipKeyFile reads a file of them, the first one primary): a process
+// without a key of the ring cannot join or be heard.
+//
+// A cluster has an id (a UUID, Meta.ClusterID), made by the node that forms
+// it (Config.FormCluster) and adopted by every node that joins; each node
+// keeps it in its store and gives it back as Config.ClusterID. A member that
+// carries another id is refused (memberlist's merge and alive delegates), so
+// two clusters never mix; a node that should form the cluster but lost its
+// id, and reaches an existing cluster, refuses to start (ErrClusterExists).
+//
 // Placement of chunk work on members (protoactor remote) is built on top of
 // this package; it reads Meta.RemoteAddr, Capacity, Load and Draining.
 package cluster

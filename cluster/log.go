@@ -24,6 +24,9 @@ const (
 	logKeyOther         = "other_addr"
 	logKeyMLLevel       = "memberlist_level"
 	logKeySubscriberCap = "buffer"
+	logKeyClusterID     = "cluster_id"
+	logKeyOtherCluster  = "other_cluster_id"
+	logKeyKeys          = "gossip_keys"
 )
 
 // newMemberlistLogger returns a *log.Logger for memberlist that writes each

@@ -40,6 +40,10 @@ type Meta struct {
 	Leaving bool `json:"leaving,omitempty"`
 	// StartedUnixMs is when the process started, in Unix milliseconds.
 	StartedUnixMs int64 `json:"started,omitempty"`
+	// ClusterID is the id of the cluster the node belongs to (a UUID made
+	// when the cluster formed); empty on a new node until it joins one.
+	// Members of another cluster are refused (see Config.ClusterID).
+	ClusterID string `json:"cid,omitempty"`
 }
 
 // MaxMetaSize is the largest encoded Meta that memberlist accepts.

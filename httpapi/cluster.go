@@ -22,6 +22,9 @@ type ClusterMember struct {
 	Queued   int    `json:"queued" doc:"Chunks waiting for one of its slots."`
 	Capacity int    `json:"capacity" doc:"Chunk slots (--concurrency)."`
 	Draining bool   `json:"draining"`
+	// ClusterID is the id of the cluster the node belongs to (empty for a
+	// node on its own, or one that has not joined yet).
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 type clusterOutput struct {
@@ -54,6 +57,7 @@ func addClusterRoutes(a *API) {
 			out.Body.Members = append(out.Body.Members, ClusterMember{
 				Name: m.Name, State: m.State.String(), HTTPAddr: m.HTTPAddr, Load: m.Load, Queued: m.Queued,
 				Capacity: m.Capacity, Draining: m.Draining,
+				ClusterID: m.ClusterID,
 			})
 		}
 		return out, nil

@@ -17,6 +17,7 @@ import (
 //	ledjob/<job>/<kind>             LedgerEntry (the job's movement of that kind)
 //	ledgrant/<account>/<grant id>   LedgerEntry
 //	meta/ledger_seq, meta/account_seq
+//	meta/cluster_id                 the cluster this node belongs to
 //	ev/<job>/<seq>                  JobEvent
 //	out/<job>/<index>               ChunkOutput
 //	active/<job>                    present while the job is not terminal

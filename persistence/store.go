@@ -20,6 +20,8 @@ var (
 	ErrUploadTooLarge = errors.New("persistence: upload too large")
 	// ErrCorrupt means a stored value could not be decoded: a bug or a damaged disk.
 	ErrCorrupt = errors.New("persistence: corrupt value")
+	// ErrClusterIDSet means the store already belongs to another cluster.
+	ErrClusterIDSet = errors.New("persistence: cluster id already set")
 )
 
 // Store is one node's durable state: Pebble under dir/db, blobs under

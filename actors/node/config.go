@@ -37,6 +37,9 @@ type Config struct {
 	Join          []string // gossip addresses of members to join
 	HTTPURL       string   // this node's REST API as the others reach it (http://host:port)
 	ClusterSecret string   // what nodes present to fetch each other's PDFs
+	// GossipKeys encrypt and authenticate gossip (cluster.Config.GossipKeys):
+	// the first encrypts, all decrypt. Empty: plaintext gossip.
+	GossipKeys [][]byte
 	// LedgerNode names the node that holds the cluster's one ledger. Empty: a
 	// node that joins no one holds it, the others learn it from gossip.
 	LedgerNode string
@@ -120,6 +123,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GossipAddr != "" && (c.RemoteAddr == "" || c.HTTPURL == "" || c.ClusterSecret == "") {
 		errs = append(errs, errors.New("a clustered node (gossip address set) needs a remote address, its HTTP URL and a cluster secret"))
+	}
+	if c.GossipAddr == "" && len(c.GossipKeys) > 0 {
+		errs = append(errs, errors.New("gossip keys are set but this node is not in a cluster (no gossip address)"))
 	}
 	if c.GossipAddr == "" && c.LedgerNode != "" && c.LedgerNode != c.Name {
 		errs = append(errs, fmt.Errorf("ledger node %q is set but this node is not in a cluster (no gossip address)", c.LedgerNode))

@@ -110,9 +110,20 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		if local {
 			ledgerNode = cfg.Name
 		}
+		clusterID, err := cfg.Store.ClusterID()
+		if err != nil {
+			stop()
+			system.Shutdown()
+			return nil, err
+		}
 		c, err := cluster.Start(ctx, cluster.Config{
 			Name: cfg.Name, BindAddr: cfg.GossipAddr, Join: cfg.Join, Log: cfg.Log.With("component", "cluster"),
-			Meta: cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, RemoteAddr: system.Address(), Capacity: cfg.Concurrency, LedgerNode: ledgerNode},
+			Meta:       cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, RemoteAddr: system.Address(), Capacity: cfg.Concurrency, LedgerNode: ledgerNode},
+			GossipKeys: cfg.GossipKeys,
+			// The ledger's node forms the cluster: with an empty store it
+			// makes a new id, or refuses to start if the cluster exists (a
+			// lost data dir must be restored, not replaced by a new ledger).
+			ClusterID: clusterID, FormCluster: local, OnClusterID: cfg.Store.SetClusterID,
 		})
 		if err != nil {
 			stop()

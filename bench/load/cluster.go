@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/quirehq/quire/cluster"
 )
 
 // localCluster is the nodes a run started: `quire serve` processes of the
@@ -67,12 +69,20 @@ func startCluster(ctx context.Context, spec clusterSpec) (*localCluster, error) 
 		return nil, err
 	}
 	https, gossips, remotes := addrs[:spec.nodes], addrs[spec.nodes:2*spec.nodes], addrs[2*spec.nodes:]
+	// Gossip is encrypted with a key of this run's own.
+	keyFile := filepath.Join(spec.dir, "gossip.key")
+	if err := os.MkdirAll(spec.dir, 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, []byte(cluster.NewGossipKey()+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write the gossip key: %w", err)
+	}
 	for i := range spec.nodes {
 		name := fmt.Sprintf("n%d", i+1)
 		args := []string{"serve",
 			"--data-dir", filepath.Join(spec.dir, name, "data"), "--http-addr", https[i], "--node-name", name,
 			"--concurrency", strconv.Itoa(spec.slots), "--demo=false", "--drain-timeout", "5s",
-			"--gossip-addr", gossips[i], "--remote-addr", remotes[i],
+			"--gossip-addr", gossips[i], "--remote-addr", remotes[i], "--gossip-key-file", keyFile,
 		}
 		if i > 0 {
 			// The first node starts alone (it holds the accounts); the

@@ -140,6 +140,8 @@ type memberView struct {
 	Queued   int    `json:"queued"`
 	Capacity int    `json:"capacity"`
 	Draining bool   `json:"draining"`
+	// ClusterID is the id of the cluster the member belongs to.
+	ClusterID string `json:"cluster_id"`
 }
 
 func (v clusterView) member(name string) (memberView, bool) {

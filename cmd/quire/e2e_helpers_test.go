@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"github.com/quirehq/quire/bench/fakegemini"
+	"github.com/quirehq/quire/cluster"
 )
 
 // corpusDir holds the corpus scripts and manifest (bench/corpus), seen from cmd/quire.
@@ -293,6 +295,42 @@ type nodeOptions struct {
 	addr string   // --http-addr; default a free port
 	env  []string // added to childEnv's environment
 	args []string // more flags of quire serve
+	// noGossipKey starts a clustered node (--gossip-addr) without the test's
+	// gossip key; by default it gets --gossip-key-file gossipKeyFile(tb).
+	noGossipKey bool
+}
+
+// gossipKeyFiles holds each test's gossip key file: every test cluster has
+// its own key.
+var gossipKeyFiles sync.Map // testing.TB -> path
+
+// gossipKeyFile returns the path of the test's gossip key file, made at
+// first use: the nodes a test starts gossip with it by default.
+func gossipKeyFile(tb testing.TB) string {
+	tb.Helper()
+	if p, ok := gossipKeyFiles.Load(tb); ok {
+		return p.(string)
+	}
+	path := filepath.Join(tb.TempDir(), "gossip.key")
+	if err := os.WriteFile(path, []byte(cluster.NewGossipKey()+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	p, _ := gossipKeyFiles.LoadOrStore(tb, path)
+	tb.Cleanup(func() { gossipKeyFiles.Delete(tb) })
+	return p.(string)
+}
+
+// withGossipKey adds --gossip-key-file gossipKeyFile(tb) to the flags of a
+// clustered node that has none (neither the flag nor QUIRE_GOSSIP_KEY_FILE),
+// unless o.noGossipKey.
+func (o nodeOptions) withGossipKey(tb testing.TB) nodeOptions {
+	tb.Helper()
+	if o.noGossipKey || !slices.Contains(o.args, "--gossip-addr") || slices.Contains(o.args, "--gossip-key-file") ||
+		slices.ContainsFunc(o.env, func(kv string) bool { return strings.HasPrefix(kv, "QUIRE_GOSSIP_KEY_FILE=") }) {
+		return o
+	}
+	o.args = append(slices.Clip(o.args), "--gossip-key-file", gossipKeyFile(tb))
+	return o
 }
 
 // startNodeWith is startNode with options. When env sets QUIRE_ADMIN_TOKEN
@@ -305,6 +343,7 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 	if o.addr == "" {
 		o.addr = freeAddr(tb)
 	}
+	o = o.withGossipKey(tb)
 	n := &testNode{
 		tb: tb, bin: quireBinary(tb), name: o.name,
 		addr: o.addr, dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: o.args,

@@ -553,6 +553,7 @@ func startAlive(tb testing.TB, o nodeOptions) *testNode {
 	if o.addr == "" {
 		o.addr = freeAddr(tb)
 	}
+	o = o.withGossipKey(tb)
 	n := &testNode{
 		tb: tb, bin: quireBinary(tb), name: o.name, addr: o.addr, url: "http://" + o.addr,
 		dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: o.args, env: o.env,

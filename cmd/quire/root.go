@@ -22,7 +22,12 @@ func Run(ctx context.Context, args []string) error {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newSubmitCmd(), newStatusCmd(), newResultCmd(), newCancelCmd(), newCreditsCmd(), newWatchCmd(), newJobsCmd(), newAdminCmd(), newFakeGeminiCmd(), newBenchCmd())
+	root.AddCommand(
+		newServeCmd(), newSubmitCmd(), newStatusCmd(), newResultCmd(), newCancelCmd(), newCreditsCmd(),
+		newWatchCmd(), newJobsCmd(),
+		newAdminCmd(), newFakeGeminiCmd(), newBenchCmd(),
+		newKeygenCmd(),
+	)
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/quirehq/quire/actors/extract/text"
 	"github.com/quirehq/quire/actors/node"
 	"github.com/quirehq/quire/actors/pdf"
+	"github.com/quirehq/quire/cluster"
 	"github.com/quirehq/quire/httpapi"
 	"github.com/quirehq/quire/persistence"
 )
@@ -60,6 +61,7 @@ type serveFlags struct {
 	clusterSecret  string
 	ledgerNode     string
 	drainTimeout   time.Duration
+	gossipKeyFile  string // --gossip-key-file (quire keygen)
 	// Limits (README, "Limits").
 	rateLimitRPS         float64
 	rateLimitBurst       int
@@ -121,6 +123,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.StringVar(&f.advertiseURL, "advertise-url", "", "this node's REST API as the other nodes reach it (default: from --http-addr)")
 	fl.StringVar(&f.ledgerNode, "ledger-node", "", "name of the node that holds the cluster's ledger (accounts, keys, credits); give every node the same (default: the node started without --join)")
 	fl.StringVar(&f.clusterSecret, "cluster-secret", "", "secret the nodes share to fetch each other's PDFs (default: derived from the admin token)")
+	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file of gossip encryption keys, base64, one per line, the first used to encrypt (make one with quire keygen; README: rotation); every node of the cluster needs one of its keys")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running chunks may take to finish")
 	fl.IntVar(&f.syncMaxPages, "sync-max-pages", httpapi.DefaultSyncMaxPages, "largest PDF the legacy POST /v1/process processes synchronously (larger: 413)")
 	fl.DurationVar(&f.syncTimeout, "sync-timeout", httpapi.DefaultSyncTimeout, "how long a synchronous POST /v1/process waits for its job; past it the job is cancelled and the unprocessed pages refunded (504)")
@@ -166,6 +169,16 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 			"and --idempotency-ttl must be positive (got %v, %d, %d, %d, %s)",
 			f.rateLimitRPS, f.rateLimitBurst, f.maxConcurrentUploads, f.maxActiveJobs, f.idempotencyTTL)
 	}
+	// Gossip encryption (--gossip-key-file): checked before anything starts.
+	var gossipKeys [][]byte
+	if f.gossipKeyFile != "" {
+		if gossipKeys, err = cluster.ReadGossipKeyFile(f.gossipKeyFile); err != nil {
+			return err
+		}
+		if f.gossipAddr == "" {
+			return errors.New("--gossip-key-file is set but --gossip-addr is not: gossip keys are for a cluster")
+		}
+	}
 	store, err := persistence.Open(f.dataDir, log.With("component", "store"))
 	if err != nil {
 		return err
@@ -205,6 +218,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		MaxPages: f.maxPages, MaxAttempts: f.maxAttempts, ChunkTimeout: f.chunkTimeout,
 		GossipAddr: f.gossipAddr, RemoteAddr: f.remoteAddr, Join: f.join, HTTPURL: advertise, ClusterSecret: secret,
 		LedgerNode: f.ledgerNode, Log: log,
+		GossipKeys:    gossipKeys,
 		MaxActiveJobs: f.maxActiveJobs, IdempotencyTTL: f.idempotencyTTL,
 	})
 	if err != nil {
