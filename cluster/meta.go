@@ -21,6 +21,9 @@ type Meta struct {
 	HTTPAddr string `json:"http,omitempty"`
 	// RemoteAddr is the host:port of the node's actor system (protoactor remote).
 	RemoteAddr string `json:"remote,omitempty"`
+	// PeerAddr is the host:port of the node's peer HTTP port, where the
+	// other members (and only they) fetch its PDFs and pass it requests.
+	PeerAddr string `json:"peer,omitempty"`
 	// Incarnation is a random id chosen at every process start: the same name
 	// with a new Incarnation is a restarted process that lost its actors.
 	Incarnation string `json:"inc"`

@@ -22,7 +22,7 @@ func Run(ctx context.Context, args []string) error {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newSubmitCmd(), newStatusCmd(), newResultCmd(), newCancelCmd(), newCreditsCmd(), newAdminCmd(), newFakeGeminiCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newSubmitCmd(), newStatusCmd(), newResultCmd(), newCancelCmd(), newCreditsCmd(), newAdminCmd(), newFakeGeminiCmd(), newBenchCmd(), newTLSCmd())
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }
