@@ -12,8 +12,8 @@ import (
 
 // Meta is what a node tells the others about itself. It travels as JSON in
 // memberlist's NodeMeta, which memberlist limits to MaxMetaSize bytes: keep
-// names and addresses short (a name of 63 characters and two addresses of
-// 120 characters fit).
+// names and addresses short (a name of 63 characters and three addresses
+// of 85 characters fit).
 type Meta struct {
 	// Name is the node name, unique in the cluster (memberlist's node name).
 	Name string `json:"name"`
