@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/quirehq/quire/bench/fakegemini"
+	"github.com/quirehq/quire/cluster/pki"
 )
 
 var (
@@ -84,6 +85,8 @@ func startMember(tb testing.TB, adminToken, name, gossip, remote string, join []
 	args := []string{"--node-name", name, "--gossip-addr", gossip, "--remote-addr", remote,
 		"--join", strings.Join(join, ","), "--ledger-node", "n1", "--concurrency", strconv.Itoa(slots),
 		"--gossip-key-file", gossipKeyFile(tb, adminToken)}
+	args = append(args, memberTLS(tb, name)...)
+	args = append(args, "--peer-addr", freeAddrs(tb, 1)[0])
 	n := startNodeWithToken(tb, adminToken, append(args, extra...)...)
 	return &member{node: n, name: name, gossip: gossip, remote: remote}
 }
@@ -99,6 +102,31 @@ func gossipKeyFile(tb testing.TB, adminToken string) string {
 		tb.Fatal(err)
 	}
 	return path
+}
+
+// clusterCAs holds each test's cluster CA folder (testing.TB -> string).
+var clusterCAs sync.Map
+
+// memberTLS makes a certificate for node name, signed by the test's cluster
+// CA (made at its first call), and returns the --tls-* flags: the clusters
+// of these tests are secure ones.
+func memberTLS(tb testing.TB, name string) []string {
+	tb.Helper()
+	ca, ok := clusterCAs.Load(tb)
+	if !ok {
+		dir := tb.TempDir()
+		if err := pki.WriteCA(dir, time.Now()); err != nil {
+			tb.Fatal(err)
+		}
+		ca, _ = clusterCAs.LoadOrStore(tb, dir)
+		tb.Cleanup(func() { clusterCAs.Delete(tb) })
+	}
+	out := tb.TempDir()
+	if err := pki.WriteNodeCert(ca.(string), out, pki.NodeCert{Node: name}, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	cert, key := pki.NodeFiles(out, name)
+	return []string{"--tls-ca-file", filepath.Join(ca.(string), pki.CAFile), "--tls-cert-file", cert, "--tls-key-file", key}
 }
 
 // startCluster starts len(slots) nodes n1, n2, ... (node i with slots[i]

@@ -12,8 +12,8 @@ import (
 
 // Meta is what a node tells the others about itself. It travels as JSON in
 // memberlist's NodeMeta, which memberlist limits to MaxMetaSize bytes: keep
-// names and addresses short (a name of 63 characters and two addresses of
-// 120 characters fit).
+// names and addresses short (a name of 63 characters and three addresses
+// of 85 characters fit).
 type Meta struct {
 	// Name is the node name, unique in the cluster (memberlist's node name).
 	Name string `json:"name"`
@@ -21,6 +21,9 @@ type Meta struct {
 	HTTPAddr string `json:"http,omitempty"`
 	// RemoteAddr is the host:port of the node's actor system (protoactor remote).
 	RemoteAddr string `json:"remote,omitempty"`
+	// PeerAddr is the host:port of the node's peer HTTP port, where the
+	// other members (and only they) fetch its PDFs and pass it requests.
+	PeerAddr string `json:"peer,omitempty"`
 	// Incarnation is a random id chosen at every process start: the same name
 	// with a new Incarnation is a restarted process that lost its actors.
 	Incarnation string `json:"inc"`

@@ -11,7 +11,7 @@ import (
 func TestMetaSize(t *testing.T) {
 	full := func(name, host string) Meta {
 		return Meta{
-			Name: name, HTTPAddr: host + ":65535", RemoteAddr: host + ":65535",
+			Name: name, HTTPAddr: host + ":65535", RemoteAddr: host + ":65535", PeerAddr: host + ":65535",
 			Incarnation: newIncarnation(), Capacity: 1 << 30, Load: 1 << 30, Queued: 1 << 30,
 			Draining: true, Leaving: true, StartedUnixMs: 1 << 52,
 		}
@@ -22,7 +22,7 @@ func TestMetaSize(t *testing.T) {
 		tooLong bool
 	}{
 		{"typical", full("quire-node-1", "10.0.0.17"), false},
-		{"63-character name, 120-character hosts", full(strings.Repeat("n", 63), strings.Repeat("h", 114)), false},
+		{"63-character name, 85-character addresses", full(strings.Repeat("n", 63), strings.Repeat("h", 79)), false},
 		{"253-character DNS names", full("node", strings.Repeat("h", 253)), true},
 		{"400-character name", full(strings.Repeat("n", 400), "10.0.0.17"), true},
 	}

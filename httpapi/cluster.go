@@ -80,7 +80,7 @@ func addClusterRoutes(a *API) {
 		}
 		for _, m := range a.cfg.Backend.Members(ctx) {
 			if m.Name == in.Name && m.State == cluster.StateAlive {
-				if err := a.forwardDrain(ctx, m.HTTPAddr, in.Name); err != nil {
+				if err := a.forwardDrain(ctx, m.PeerAddr, in.Name); err != nil {
 					return nil, huma.Error502BadGateway(fmt.Sprintf("node %s did not take the drain: %v", in.Name, err))
 				}
 				return out, nil
@@ -90,15 +90,17 @@ func addClusterRoutes(a *API) {
 	})
 }
 
-func (a *API) forwardDrain(ctx context.Context, base, name string) error {
+// forwardDrain passes a drain to the named member, on its peer port.
+func (a *API) forwardDrain(ctx context.Context, peerAddr, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/admin/nodes/"+name+"/drain", nil)
+	req, err := a.peer.NewRequest(ctx, http.MethodPost, peerAddr, "/v1/admin/nodes/"+name+"/drain", nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+a.cfg.AdminToken)
-	res, err := http.DefaultClient.Do(req)
+	req.Header.Set(ForwardedHeader, a.cfg.Backend.Name())
+	res, err := a.peer.Do(req)
 	if err != nil {
 		return err
 	}
@@ -111,12 +113,9 @@ func (a *API) forwardDrain(ctx context.Context, base, name string) error {
 }
 
 // servePDF gives another node of the cluster the PDF of one of this node's
-// running jobs. It is not part of the public API: it needs the cluster secret.
+// running jobs. It is not part of the public API: it is served on the peer
+// port only.
 func (a *API) servePDF(w http.ResponseWriter, r *http.Request) {
-	if !a.clusterAuth(r) {
-		http.Error(w, "forbidden", http.StatusForbidden)
-		return
-	}
 	path, ok := a.cfg.Backend.JobPDF(r.PathValue("id"))
 	if !ok {
 		http.NotFound(w, r)

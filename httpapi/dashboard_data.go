@@ -358,7 +358,7 @@ func (d *dashboard) overview(ctx context.Context, status string) (*dashOverview,
 				q.Set("status", status)
 			}
 			var l dashLocal
-			if err := d.peerCall(pctx, m.HTTPAddr, http.MethodGet, dashAPIPath+"/local?"+q.Encode(), &l); err != nil {
+			if err := d.peerCall(pctx, m.PeerAddr, http.MethodGet, dashAPIPath+"/local?"+q.Encode(), &l); err != nil {
 				parts[i].err = fmt.Errorf("%s: %w", m.Name, err)
 				return
 			}
@@ -541,16 +541,15 @@ type peerError struct {
 
 func (e *peerError) Error() string { return e.detail }
 
-// peerCall asks another node's dashboard data endpoint, with the cluster
-// secret, and decodes its JSON answer into out.
-func (d *dashboard) peerCall(ctx context.Context, base, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, nil)
+// peerCall asks another node's dashboard data endpoint, on its peer port,
+// and decodes its JSON answer into out.
+func (d *dashboard) peerCall(ctx context.Context, peerAddr, method, path string, out any) error {
+	req, err := d.a.peer.NewRequest(ctx, method, peerAddr, path, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set(node.ClusterSecretHeader, d.a.cfg.Backend.ClusterSecret())
 	req.Header.Set(ForwardedHeader, d.a.cfg.Backend.Name())
-	res, err := d.a.forwarder.client.Do(req)
+	res, err := d.a.peer.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w: %v", node.ErrUnavailable, err)
 	}

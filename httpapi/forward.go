@@ -2,13 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,24 +31,32 @@ const ForwardedHeader = "X-Quire-Forwarded-By"
 // ownedSuffix is the internal path where a node says whether it has a job.
 const ownedSuffix = "/owned"
 
-// forwarder finds and reaches the members that own jobs.
+// Every request to another node goes through the one peer client (package
+// cluster/peer) to that node's peer port, never to its public address; no
+// client credential is passed on before the peer client's connection has
+// shown that the other side is a member (mutual TLS), and none at all for a
+// key this node does not accept.
+
+// forwarder remembers which members own jobs.
 type forwarder struct {
-	client *http.Client
 	mu     sync.Mutex
-	owners map[string]string // job id -> HTTP base URL of its node
+	owners map[string]string // job id -> peer address of its node
 }
 
 const maxOwnerCache = 50_000
 
+// peerListTimeout bounds a member's answer to a merged job list.
+const peerListTimeout = 30 * time.Second
+
 func newForwarder() *forwarder {
-	return &forwarder{client: &http.Client{Timeout: 30 * time.Second}, owners: map[string]string{}}
+	return &forwarder{owners: map[string]string{}}
 }
 
-// peers are the live members other than this node that serve HTTP.
+// peers are the live members other than this node that serve a peer port.
 func (a *API) peers(ctx context.Context) []cluster.Member {
 	var out []cluster.Member
 	for _, m := range a.cfg.Backend.Members(ctx) {
-		if m.Name != a.cfg.Backend.Name() && m.State == cluster.StateAlive && m.HTTPAddr != "" {
+		if m.Name != a.cfg.Backend.Name() && m.State == cluster.StateAlive && m.PeerAddr != "" {
 			out = append(out, m)
 		}
 	}
@@ -59,14 +65,17 @@ func (a *API) peers(ctx context.Context) []cluster.Member {
 
 // forward answers r by passing it to another node when it is about a job that
 // lives there, or by merging the members' lists for GET /v1/jobs. It reports
-// whether it answered.
+// whether it answered. It asks no peer anything for a request whose API key
+// this node does not accept: that is answered here (401, or 503 when the key
+// cannot be checked now).
 func (a *API) forward(w http.ResponseWriter, r *http.Request) bool {
-	if r.Header.Get(ForwardedHeader) != "" || r.Header.Get("Authorization") == "" {
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
 		return false
 	}
 	if r.URL.Path == "/v1/jobs" && r.Method == http.MethodGet {
 		peers := a.peers(r.Context())
-		if len(peers) == 0 {
+		if len(peers) == 0 || !a.keyAccepted(r.Context(), token) {
 			return false
 		}
 		a.mergeJobLists(w, r, peers)
@@ -81,26 +90,25 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	peers := a.peers(r.Context())
-	if len(peers) == 0 {
+	if len(peers) == 0 || !a.keyAccepted(r.Context(), token) {
 		return false
 	}
-	base, err := a.owner(r.Context(), id, peers)
+	addr, err := a.owner(r.Context(), id, peers)
 	if err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, err.Error(), "5")
 		return true
 	}
-	if base == "" {
+	if addr == "" {
 		return false // no member has it: the local answer is a 404
 	}
-	target, err := url.Parse(base)
-	if err != nil {
-		writeProblem(w, http.StatusInternalServerError, "bad address of the job's node", "")
-		return true
-	}
+	target := a.peer.Base(addr)
 	proxy := &httputil.ReverseProxy{
+		Transport: a.peer.Transport(),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // links in the answer name the address the client used
 			pr.Out.Header.Set(ForwardedHeader, a.cfg.Backend.Name())
+			a.peer.Sign(pr.Out)
 		},
 		FlushInterval: -1, // events streams
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -112,7 +120,14 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// owner finds the HTTP base URL of the member that has a job: "" when no
+// keyAccepted says whether this node accepts an API key now; a key it does
+// not accept (or cannot check) is answered locally, without asking a peer.
+func (a *API) keyAccepted(ctx context.Context, token string) bool {
+	_, err := a.cfg.Backend.Authenticate(ctx, token)
+	return err == nil
+}
+
+// owner finds the peer address of the member that has a job: "" when no
 // live member has it, an error when a member could not say.
 func (a *API) owner(ctx context.Context, id string, peers []cluster.Member) (string, error) {
 	f := a.forwarder
@@ -131,14 +146,13 @@ func (a *API) owner(ctx context.Context, id string, peers []cluster.Member) (str
 	answers := make(chan answer, len(peers))
 	for _, m := range peers {
 		go func() {
-			base := strings.TrimRight(m.HTTPAddr, "/")
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+node.InternalPDFPath+"/"+id+ownedSuffix, nil)
+			base := m.PeerAddr
+			req, err := a.peer.NewRequest(ctx, http.MethodGet, base, node.InternalPDFPath+"/"+id+ownedSuffix, nil)
 			if err != nil {
 				answers <- answer{err: err}
 				return
 			}
-			req.Header.Set(node.ClusterSecretHeader, a.cfg.Backend.ClusterSecret())
-			res, err := f.client.Do(req)
+			res, err := a.peer.Do(req)
 			if err != nil {
 				answers <- answer{err: fmt.Errorf("node %s: %w", m.Name, err)}
 				return
@@ -184,12 +198,8 @@ func (f *forwarder) forget(id string) {
 }
 
 // serveOwned says whether this node has a job (204) or not (404), for the
-// other nodes; it needs the cluster secret.
+// other nodes; it is served on the peer port only.
 func (a *API) serveOwned(w http.ResponseWriter, r *http.Request) {
-	if !a.clusterAuth(r) {
-		http.Error(w, "forbidden", http.StatusForbidden)
-		return
-	}
 	if !a.cfg.Backend.HasJob(r.PathValue("id")) {
 		http.NotFound(w, r)
 		return
@@ -197,9 +207,11 @@ func (a *API) serveOwned(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// clusterAuth says whether r came in on the peer port from a member
+// (PeerHandler checked it).
 func (a *API) clusterAuth(r *http.Request) bool {
-	secret := a.cfg.Backend.ClusterSecret()
-	return secret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(node.ClusterSecretHeader)), []byte(secret)) == 1
+	_, ok := r.Context().Value(peerCtxKey{}).(peerCaller)
+	return ok
 }
 
 // mergeJobLists answers GET /v1/jobs with the account's jobs on every live
@@ -212,20 +224,21 @@ func (a *API) mergeJobLists(w http.ResponseWriter, r *http.Request, peers []clus
 		list   listJobsBody
 	}
 	pages := make([]page, len(peers)+1)
+	ctx, cancel := context.WithTimeout(r.Context(), peerListTimeout)
+	defer cancel()
 	var wg sync.WaitGroup
 	for i, m := range peers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			u := strings.TrimRight(m.HTTPAddr, "/") + r.URL.RequestURI()
-			req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
+			req, err := a.peer.NewRequest(ctx, http.MethodGet, m.PeerAddr, r.URL.RequestURI(), nil)
 			if err != nil {
 				pages[i+1].err = err
 				return
 			}
 			req.Header.Set("Authorization", r.Header.Get("Authorization"))
 			req.Header.Set(ForwardedHeader, a.cfg.Backend.Name())
-			res, err := a.forwarder.client.Do(req)
+			res, err := a.peer.Do(req)
 			if err != nil {
 				pages[i+1].err = fmt.Errorf("node %s: %w", m.Name, err)
 				return

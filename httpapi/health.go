@@ -10,6 +10,8 @@ import (
 type healthOutput struct {
 	Body struct {
 		Status string `json:"status" example:"ok"`
+		// Warnings say what is ready but unsafe (e.g. an insecure cluster).
+		Warnings []string `json:"warnings,omitempty"`
 	}
 }
 
@@ -32,6 +34,7 @@ func addHealthRoutes(a *API) {
 		}
 		out := &healthOutput{}
 		out.Body.Status = "ready"
+		out.Body.Warnings = a.cfg.ReadyWarnings
 		return out, nil
 	})
 }

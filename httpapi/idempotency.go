@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -170,7 +169,7 @@ func (a *API) replayedJob(ctx context.Context, hctx huma.Context, account string
 	base := ""
 	for _, m := range peers {
 		if m.Name == claim.GetOwnerNode() {
-			base = strings.TrimRight(m.HTTPAddr, "/")
+			base = m.PeerAddr
 		}
 	}
 	if base == "" && claim.GetOwnerNode() == a.cfg.Backend.Name() {
@@ -192,8 +191,8 @@ func (a *API) replayedJob(ctx context.Context, hctx huma.Context, account string
 	return a.fetchJob(ctx, hctx, base, id)
 }
 
-// fetchJob reads GET /v1/jobs/{id} on another node as the caller.
-func (a *API) fetchJob(ctx context.Context, hctx huma.Context, base, id string) (*Job, error) {
+// fetchJob reads GET /v1/jobs/{id} on another node (its peer port) as the caller.
+func (a *API) fetchJob(ctx context.Context, hctx huma.Context, peerAddr, id string) (*Job, error) {
 	unavailable := func(err error) error {
 		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(
 			"the job of this "+IdempotencyKeyHeader+" is on another node, which did not answer: "+err.Error()),
@@ -201,13 +200,13 @@ func (a *API) fetchJob(ctx context.Context, hctx huma.Context, base, id string) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/jobs/"+id, nil)
+	req, err := a.peer.NewRequest(ctx, http.MethodGet, peerAddr, "/v1/jobs/"+id, nil)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	req.Header.Set("Authorization", hctx.Header("Authorization"))
 	req.Header.Set(ForwardedHeader, a.cfg.Backend.Name())
-	res, err := a.forwarder.client.Do(req)
+	res, err := a.peer.Do(req)
 	if err != nil {
 		return nil, unavailable(err)
 	}

@@ -31,6 +31,18 @@ const testAdminToken = "qa_rollout-test"
 // extractor, ledger), served on a loopback port.
 func rolloutServer(tb testing.TB) (*httptest.Server, *node.Node) {
 	tb.Helper()
+	n := startTestNode(tb, "rollout-test")
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{
+		Backend: n, AdminToken: testAdminToken, MaxUploadBytes: 64 << 20, Log: slog.New(slog.DiscardHandler),
+	}))
+	tb.Cleanup(srv.Close)
+	return srv, n
+}
+
+// startTestNode starts a real node on its own (store, PDF engine, text
+// extractor, ledger).
+func startTestNode(tb testing.TB, name string) *node.Node {
+	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
 	store, err := persistence.Open(tb.TempDir(), log)
 	if err != nil {
@@ -43,18 +55,14 @@ func rolloutServer(tb testing.TB) (*httptest.Server, *node.Node) {
 	}
 	tb.Cleanup(func() { _ = engine.Close() })
 	n, err := node.Start(tb.Context(), node.Config{
-		Name: "rollout-test", Store: store, Engine: engine, Extractors: extract.NewRegistry(text.New(engine)),
+		Name: name, Store: store, Engine: engine, Extractors: extract.NewRegistry(text.New(engine)),
 		Concurrency: 2, Log: log,
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(n.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{
-		Backend: n, AdminToken: testAdminToken, MaxUploadBytes: 64 << 20, Log: log,
-	}))
-	tb.Cleanup(srv.Close)
-	return srv, n
+	return n
 }
 
 func call(tb testing.TB, srv *httptest.Server, token, method, path string, body io.Reader, ct string) *http.Response {

@@ -17,6 +17,7 @@ import (
 	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/actors/node"
 	"github.com/quirehq/quire/cluster"
+	"github.com/quirehq/quire/cluster/peer"
 	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/persistence"
 )
@@ -46,7 +47,6 @@ type Backend interface {
 	Drain(ctx context.Context) error
 	JobPDF(id string) (string, bool)
 	HasJob(id string) bool
-	ClusterSecret() string
 	Rollout() *messages.RolloutPolicy
 	SetRollout(ctx context.Context, p *messages.RolloutPolicy) (*messages.RolloutPolicy, error)
 	Route(accountNumber, uploadBytes int64) string
@@ -76,6 +76,13 @@ type Config struct {
 	// MetricsToken, when set, is the bearer token GET /metrics asks for;
 	// empty, the metrics are open (metrics.go).
 	MetricsToken string
+	// Peer is the one client of the other members' peer ports, and what
+	// checks that a request on this node's peer port comes from a member
+	// (peer.go). Nil: a client that knows no member (a node on its own).
+	Peer *peer.Client
+	// ReadyWarnings are shown by GET /readyz while it answers 200 (e.g. an
+	// insecure cluster).
+	ReadyWarnings []string
 }
 
 // Security scheme names of the OpenAPI document.
@@ -93,6 +100,7 @@ type API struct {
 	forwarder *forwarder
 	limiter   *rateLimiter // ratelimit.go
 	uploads   uploadGate
+	peer      *peer.Client
 }
 
 // New builds the API and registers every operation.
@@ -124,9 +132,12 @@ func New(cfg Config) *API {
 	addRolloutRoutes(a)
 	addKeyRoutes(a)
 	addDashboard(a) // dashboard.go: plain handlers under /dashboard
-	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}", a.servePDF)
-	mux.HandleFunc("GET "+node.InternalPDFPath+"/{id}"+ownedSuffix, a.serveOwned)
 	mux.Handle("GET "+MetricsPath, a.metricsHandler())
+	mux.HandleFunc(internalPrefix, servePublicInternal) // peer.go: the peer port's, never here
+	a.peer = cfg.Peer
+	if a.peer == nil {
+		a.peer = peer.New(peer.Config{})
+	}
 	return a
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -14,10 +15,12 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/quirehq/quire/actors/job"
 	"github.com/quirehq/quire/cluster"
+	"github.com/quirehq/quire/cluster/pki"
 	"github.com/quirehq/quire/messages"
 )
 
@@ -31,13 +34,12 @@ const maxRemoteMessage = 64 << 20
 const dispatcherName = "dispatcher"
 
 // InternalPDFPath is the HTTP path prefix under which a node serves the PDFs of
-// its jobs to the other nodes (with the cluster secret).
+// its jobs to the other nodes, on its peer port only.
 const InternalPDFPath = "/internal/v1/jobs"
 
-// ClusterSecretHeader carries the cluster secret on internal requests.
-const ClusterSecretHeader = "X-Quire-Cluster-Secret"
-
-func startRemote(system *actor.ActorSystem, addr string) (*remote.Remote, error) {
+// startRemote starts the actor system's gRPC endpoint. With cluster
+// credentials it is mutual TLS against the cluster CA both ways (remote_tls.go).
+func startRemote(system *actor.ActorSystem, addr string, creds *pki.TLS, log *slog.Logger) (*remote.Remote, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("node: --remote-addr %q: %w", addr, err)
@@ -46,10 +48,16 @@ func startRemote(system *actor.ActorSystem, addr string) (*remote.Remote, error)
 	if err != nil {
 		return nil, fmt.Errorf("node: --remote-addr %q: bad port", addr)
 	}
+	serverOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxRemoteMessage), grpc.MaxSendMsgSize(maxRemoteMessage)}
+	// Setting dial options replaces the default insecure credentials.
+	dialCreds := insecure.NewCredentials()
+	if creds != nil {
+		serverOpts = append(serverOpts, remoteServerSecurity(creds, log)...)
+		dialCreds = credentials.NewTLS(creds.Client())
+	}
 	r := remote.NewRemote(system, remote.Configure(host, port,
-		remote.WithServerOptions(grpc.MaxRecvMsgSize(maxRemoteMessage), grpc.MaxSendMsgSize(maxRemoteMessage)),
-		// Setting dial options replaces the default insecure credentials.
-		remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()),
+		remote.WithServerOptions(serverOpts...),
+		remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRemoteMessage), grpc.MaxCallSendMsgSize(maxRemoteMessage))),
 	))
 	r.Start()
@@ -257,21 +265,27 @@ func (n *Node) publishLoad(ctx context.Context, every time.Duration) {
 	}
 }
 
-// fetchPDF streams the PDF of another node's job from that node over HTTP.
+// fetchPDF streams the PDF of another node's job from that node's peer port.
 func (n *Node) fetchPDF(ctx context.Context, w *messages.ChunkWork) (string, error) {
 	return n.cfg.Store.CachedBlob(ctx, w.GetJobId(), w.GetFileSha256(), func(ctx context.Context, out io.Writer) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.GetSourceUrl(), nil)
+		if n.cfg.Peer == nil {
+			return fmt.Errorf("%w: this node has no peer client", ErrUnavailable)
+		}
+		u, err := n.cfg.Peer.Rebase(w.GetSourceUrl())
+		if err != nil {
+			return fmt.Errorf("the PDF source %q: %w", w.GetSourceUrl(), err)
+		}
+		req, err := n.cfg.Peer.NewRequest(ctx, http.MethodGet, u.Host, u.RequestURI(), nil)
 		if err != nil {
 			return err
 		}
-		req.Header.Set(ClusterSecretHeader, n.cfg.ClusterSecret)
-		res, err := http.DefaultClient.Do(req)
+		res, err := n.cfg.Peer.Do(req)
 		if err != nil {
 			return err
 		}
 		defer res.Body.Close()
 		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s answered %s", w.GetSourceUrl(), res.Status)
+			return fmt.Errorf("%s answered %s", u, res.Status)
 		}
 		_, err = io.Copy(out, res.Body)
 		return err
@@ -287,15 +301,12 @@ func (n *Node) JobPDF(id string) (string, bool) {
 	return n.cfg.Store.BlobPath(id), true
 }
 
-// ClusterSecret is what other nodes must present to fetch this node's PDFs.
-func (n *Node) ClusterSecret() string { return n.cfg.ClusterSecret }
-
 // Members lists the cluster's members (this node alone when not clustered).
 func (n *Node) Members(ctx context.Context) []cluster.Member {
 	if n.cluster != nil {
 		return n.cluster.Members()
 	}
-	self := cluster.Member{Meta: cluster.Meta{Name: n.cfg.Name, HTTPAddr: n.cfg.HTTPURL, Capacity: n.cfg.Concurrency}, State: cluster.StateAlive}
+	self := cluster.Member{Meta: cluster.Meta{Name: n.cfg.Name, HTTPAddr: n.cfg.HTTPURL, PeerAddr: n.cfg.PeerAddr, Capacity: n.cfg.Concurrency}, State: cluster.StateAlive}
 	if st, err := n.Slots(ctx); err == nil {
 		self.Load, self.Queued = int(st.GetBusy()), int(st.GetQueued())
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/quirehq/quire/actors/extract"
 	"github.com/quirehq/quire/actors/pdf"
+	"github.com/quirehq/quire/cluster/peer"
+	"github.com/quirehq/quire/cluster/pki"
 	"github.com/quirehq/quire/persistence"
 )
 
@@ -35,11 +37,19 @@ type Config struct {
 	GossipAddr    string   // memberlist bind address (host:port)
 	RemoteAddr    string   // actor-system (gRPC) address (host:port)
 	Join          []string // gossip addresses of members to join
-	HTTPURL       string   // this node's REST API as the others reach it (http://host:port)
-	ClusterSecret string   // what nodes present to fetch each other's PDFs
+	HTTPURL       string   // this node's REST API as clients reach it (http://host:port), shown in the member list
+	ClusterSecret string   // what nodes present to each other in an insecure cluster (no TLS)
 	// GossipKeys encrypt and authenticate gossip (cluster.Config.GossipKeys):
 	// the first encrypts, all decrypt. Empty: plaintext gossip.
 	GossipKeys [][]byte
+	// PeerAddr is this node's peer HTTP port as the others reach it
+	// (host:port): they fetch its PDFs there, through Peer.
+	PeerAddr string
+	// TLS is the node's cluster credentials: with them the actor port is
+	// mutual TLS against the cluster CA. Nil: an insecure cluster.
+	TLS *pki.TLS
+	// Peer is the one client of the other members' peer ports.
+	Peer *peer.Client
 	// LedgerNode names the node that holds the cluster's one ledger. Empty: a
 	// node that joins no one holds it, the others learn it from gossip.
 	LedgerNode string
@@ -121,8 +131,14 @@ func (c *Config) Validate() error {
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts must be at least 1 (got %d)", c.MaxAttempts))
 	}
-	if c.GossipAddr != "" && (c.RemoteAddr == "" || c.HTTPURL == "" || c.ClusterSecret == "") {
-		errs = append(errs, errors.New("a clustered node (gossip address set) needs a remote address, its HTTP URL and a cluster secret"))
+	if c.GossipAddr != "" && (c.RemoteAddr == "" || c.HTTPURL == "" || c.PeerAddr == "" || c.Peer == nil) {
+		errs = append(errs, errors.New("a clustered node (gossip address set) needs a remote address, its HTTP URL, a peer address and a peer client"))
+	}
+	if c.GossipAddr != "" && c.TLS == nil && c.ClusterSecret == "" {
+		errs = append(errs, errors.New("a clustered node without TLS needs a cluster secret"))
+	}
+	if c.TLS != nil && c.TLS.Name() != c.Name {
+		errs = append(errs, fmt.Errorf("the TLS certificate is node %q's, not %q's: make one with `quire tls cert --node %s`", c.TLS.Name(), c.Name, c.Name))
 	}
 	if c.GossipAddr == "" && len(c.GossipKeys) > 0 {
 		errs = append(errs, errors.New("gossip keys are set but this node is not in a cluster (no gossip address)"))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -74,7 +73,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, system: system}
 	// Remote first: PIDs made before it starts would not carry its address.
 	if cfg.RemoteAddr != "" {
-		r, err := startRemote(system, cfg.RemoteAddr)
+		r, err := startRemote(system, cfg.RemoteAddr, cfg.TLS, cfg.Log.With("component", "remote"))
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +98,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.dispatcher = dispatcherPID
 	n.jobCfg = job.Config{
 		Node: cfg.Name, Store: cfg.Store, Ledger: n.ledger, RemoteLedger: !local, Dispatcher: dispatcherPID,
-		SourceURL:    strings.TrimRight(cfg.HTTPURL, "/") + InternalPDFPath,
+		SourceURL:    sourceURL(cfg),
 		ChunkTimeout: cfg.ChunkTimeout, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		Log: cfg.Log.With("component", "job"), Now: cfg.Now,
 	}
@@ -118,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		c, err := cluster.Start(ctx, cluster.Config{
 			Name: cfg.Name, BindAddr: cfg.GossipAddr, Join: cfg.Join, Log: cfg.Log.With("component", "cluster"),
-			Meta:       cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, RemoteAddr: system.Address(), Capacity: cfg.Concurrency, LedgerNode: ledgerNode},
+			Meta:       cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, PeerAddr: cfg.PeerAddr, RemoteAddr: system.Address(), Capacity: cfg.Concurrency, LedgerNode: ledgerNode},
 			GossipKeys: cfg.GossipKeys,
 			// The ledger's node forms the cluster: with an empty store it
 			// makes a new id, or refuses to start if the cluster exists (a

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/quirehq/quire/cluster"
+	"github.com/quirehq/quire/cluster/pki"
 )
 
 // localCluster is the nodes a run started: `quire serve` processes of the
@@ -64,25 +65,33 @@ func startCluster(ctx context.Context, spec clusterSpec) (*localCluster, error) 
 		return nil, err
 	}
 	c := &localCluster{dir: spec.dir, token: token, logf: spec.logf}
-	addrs, err := freeAddrs(3 * spec.nodes)
+	addrs, err := freeAddrs(4 * spec.nodes)
 	if err != nil {
 		return nil, err
 	}
-	https, gossips, remotes := addrs[:spec.nodes], addrs[spec.nodes:2*spec.nodes], addrs[2*spec.nodes:]
-	// Gossip is encrypted with a key of this run's own.
-	keyFile := filepath.Join(spec.dir, "gossip.key")
-	if err := os.MkdirAll(spec.dir, 0o750); err != nil {
+	https, gossips, remotes, peers := addrs[:spec.nodes], addrs[spec.nodes:2*spec.nodes], addrs[2*spec.nodes:3*spec.nodes], addrs[3*spec.nodes:]
+	// A secure cluster: its own CA and a certificate per node, in spec.dir.
+	caDir := filepath.Join(spec.dir, "ca")
+	if err := pki.WriteCA(caDir, time.Now()); err != nil {
 		return nil, err
 	}
+	// Gossip is encrypted with a key of this run's own.
+	keyFile := filepath.Join(spec.dir, "gossip.key")
 	if err := os.WriteFile(keyFile, []byte(cluster.NewGossipKey()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write the gossip key: %w", err)
 	}
 	for i := range spec.nodes {
 		name := fmt.Sprintf("n%d", i+1)
+		certDir := filepath.Join(spec.dir, name)
+		if err := pki.WriteNodeCert(caDir, certDir, pki.NodeCert{Node: name}, time.Now()); err != nil {
+			return nil, err
+		}
+		cert, key := pki.NodeFiles(certDir, name)
 		args := []string{"serve",
 			"--data-dir", filepath.Join(spec.dir, name, "data"), "--http-addr", https[i], "--node-name", name,
 			"--concurrency", strconv.Itoa(spec.slots), "--demo=false", "--drain-timeout", "5s",
-			"--gossip-addr", gossips[i], "--remote-addr", remotes[i], "--gossip-key-file", keyFile,
+			"--gossip-addr", gossips[i], "--remote-addr", remotes[i], "--peer-addr", peers[i], "--gossip-key-file", keyFile,
+			"--tls-ca-file", filepath.Join(caDir, pki.CAFile), "--tls-cert-file", cert, "--tls-key-file", key,
 		}
 		if i > 0 {
 			// The first node starts alone (it holds the accounts); the

@@ -344,6 +344,7 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 		o.addr = freeAddr(tb)
 	}
 	o = o.withGossipKey(tb)
+	o.args = secureClusterArgs(tb, o.name, o.args)
 	n := &testNode{
 		tb: tb, bin: quireBinary(tb), name: o.name,
 		addr: o.addr, dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: o.args,
@@ -391,6 +392,71 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 		tb.Errorf("credentials.env QUIRE_URL = %q, want %q", got, n.url)
 	}
 	return n
+}
+
+// testCAs holds each test's cluster CA folder (testing.TB -> string): the
+// nodes one test starts are one secure cluster.
+var testCAs sync.Map
+
+// clusterCA makes (once per test) a cluster CA with the built `quire tls ca`.
+func clusterCA(tb testing.TB) string {
+	tb.Helper()
+	if dir, ok := testCAs.Load(tb); ok {
+		return dir.(string)
+	}
+	dir := tb.TempDir()
+	mustRunQuire(tb, "tls", "ca", "--out", dir)
+	testCAs.Store(tb, dir)
+	tb.Cleanup(func() { testCAs.Delete(tb) })
+	return dir
+}
+
+// nodeCert makes a certificate for node with `quire tls cert`, signed by the
+// test's CA, and returns the three --tls-* flags.
+func nodeCert(tb testing.TB, node string) []string {
+	tb.Helper()
+	ca := clusterCA(tb)
+	out := tb.TempDir()
+	mustRunQuire(tb, "tls", "cert", "--ca", ca, "--node", node, "--out", out)
+	return []string{"--tls-ca-file", filepath.Join(ca, "ca.pem"),
+		"--tls-cert-file", filepath.Join(out, node+".pem"), "--tls-key-file", filepath.Join(out, node+"-key.pem")}
+}
+
+// mustRunQuire runs the built binary with args and fails the test if it fails.
+func mustRunQuire(tb testing.TB, args ...string) string {
+	tb.Helper()
+	stdout, stderr, err := runQuire(tb, tb.TempDir(), nil, args...)
+	if err != nil {
+		tb.Fatalf("quire %s: %v\n%s%s", strings.Join(args, " "), err, stdout, stderr)
+	}
+	return stdout
+}
+
+// secureClusterArgs adds to the flags of a node that is in a cluster
+// (--gossip-addr or --join) the certificate of the test's cluster CA and a
+// free --peer-addr, unless the flags say otherwise (--insecure-cluster,
+// --tls-ca-file, --peer-addr).
+func secureClusterArgs(tb testing.TB, name string, args []string) []string {
+	tb.Helper()
+	has := func(flag string) bool {
+		for _, a := range args {
+			if a == flag || strings.HasPrefix(a, flag+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("--gossip-addr") && !has("--join") {
+		return args
+	}
+	args = slices.Clone(args)
+	if !has("--insecure-cluster") && !has("--tls-ca-file") {
+		args = append(args, nodeCert(tb, name)...)
+	}
+	if !has("--peer-addr") {
+		args = append(args, "--peer-addr", freeAddr(tb))
+	}
+	return args
 }
 
 func sanitize(s string) string {

@@ -54,7 +54,11 @@ func TestE2EGossipKeyAndClusterID(t *testing.T) {
 	}
 	// Without a key, and with the test's default key (not the cluster's).
 	intruders := []*testNode{
-		startAlive(t, member("nokey", nodeOptions{noGossipKey: true})),
+		startAlive(t, func() nodeOptions {
+			o := member("nokey", nodeOptions{noGossipKey: true})
+			o.args = append(o.args, "--insecure-cluster") // no key is only allowed with it
+			return o
+		}()),
 		startAlive(t, member("wrongkey", nodeOptions{})),
 	}
 	n3 := startNodeWith(t, member("n3", nodeOptions{env: []string{keyEnv}}))

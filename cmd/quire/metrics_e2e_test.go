@@ -550,6 +550,7 @@ func TestE2EReadyzNotJoined(t *testing.T) {
 // for nodes that are not meant to become ready.
 func startAlive(tb testing.TB, o nodeOptions) *testNode {
 	tb.Helper()
+	o.args = secureClusterArgs(tb, o.name, o.args)
 	if o.addr == "" {
 		o.addr = freeAddr(tb)
 	}

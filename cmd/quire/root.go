@@ -26,7 +26,7 @@ func Run(ctx context.Context, args []string) error {
 		newServeCmd(), newSubmitCmd(), newStatusCmd(), newResultCmd(), newCancelCmd(), newCreditsCmd(),
 		newWatchCmd(), newJobsCmd(),
 		newAdminCmd(), newFakeGeminiCmd(), newBenchCmd(),
-		newKeygenCmd(),
+		newKeygenCmd(), newTLSCmd(),
 	)
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)

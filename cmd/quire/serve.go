@@ -73,6 +73,8 @@ type serveFlags struct {
 	syncTimeout     time.Duration
 	asyncEnabled    bool
 	asyncEnabledSet bool // given as a flag or QUIRE_ASYNC_ENABLED
+	// Mutual TLS between nodes and the peer port (serve_cluster.go).
+	security clusterSecurityFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -120,9 +122,9 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "memberlist gossip address (host:port); set it to run in a cluster")
 	fl.StringVar(&f.remoteAddr, "remote-addr", "", "actor-system (gRPC) address (host:port) the other nodes reach this one on")
 	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of nodes to join (host:port,...)")
-	fl.StringVar(&f.advertiseURL, "advertise-url", "", "this node's REST API as the other nodes reach it (default: from --http-addr)")
+	fl.StringVar(&f.advertiseURL, "advertise-url", "", "this node's REST API as clients reach it, shown in the member list (default: from --http-addr)")
 	fl.StringVar(&f.ledgerNode, "ledger-node", "", "name of the node that holds the cluster's ledger (accounts, keys, credits); give every node the same (default: the node started without --join)")
-	fl.StringVar(&f.clusterSecret, "cluster-secret", "", "secret the nodes share to fetch each other's PDFs (default: derived from the admin token)")
+	fl.StringVar(&f.clusterSecret, "cluster-secret", "", "secret the nodes of an --insecure-cluster present on each other's peer ports (default: derived from the admin token; unused with TLS)")
 	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file of gossip encryption keys, base64, one per line, the first used to encrypt (make one with quire keygen; README: rotation); every node of the cluster needs one of its keys")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running chunks may take to finish")
 	fl.IntVar(&f.syncMaxPages, "sync-max-pages", httpapi.DefaultSyncMaxPages, "largest PDF the legacy POST /v1/process processes synchronously (larger: 413)")
@@ -135,6 +137,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.DurationVar(&f.idempotencyTTL, "idempotency-ttl", node.DefaultIdempotencyTTL, "how long an Idempotency-Key names the job it made")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fl.StringVar(&f.metricsToken, "metrics-token", "", "when set, GET /metrics needs 'Authorization: Bearer <token>' (default: open, for Prometheus)")
+	f.security.register(fl) // serve_cluster.go
 	return cmd
 }
 
@@ -179,6 +182,10 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 			return errors.New("--gossip-key-file is set but --gossip-addr is not: gossip keys are for a cluster")
 		}
 	}
+	security, err := f.security.load(f.nodeName, f.gossipAddr, f.remoteAddr, f.join, f.gossipKeyFile != "", log) // serve_cluster.go
+	if err != nil {
+		return err
+	}
 	store, err := persistence.Open(f.dataDir, log.With("component", "store"))
 	if err != nil {
 		return err
@@ -211,6 +218,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		sum := sha256.Sum256([]byte("quire cluster secret\x00" + adminToken))
 		secret = hex.EncodeToString(sum[:])
 	}
+	peers := security.peerClient(secret) // the one client of the other members' peer ports
 	n, err := node.Start(ctx, node.Config{
 		Name: f.nodeName, Store: store, Engine: engine,
 		Extractors:  extractors,
@@ -219,6 +227,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		GossipAddr: f.gossipAddr, RemoteAddr: f.remoteAddr, Join: f.join, HTTPURL: advertise, ClusterSecret: secret,
 		LedgerNode: f.ledgerNode, Log: log,
 		GossipKeys:    gossipKeys,
+		PeerAddr: security.peerAddr, TLS: security.tls, Peer: peers,
 		MaxActiveJobs: f.maxActiveJobs, IdempotencyTTL: f.idempotencyTTL,
 	})
 	if err != nil {
@@ -236,7 +245,12 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		Legacy:       httpapi.LegacyConfig{MaxPages: f.syncMaxPages, Timeout: f.syncTimeout},
 		RateLimitRPS: f.rateLimitRPS, RateLimitBurst: f.rateLimitBurst, MaxConcurrentUploads: f.maxConcurrentUploads,
 		MetricsToken: f.metricsToken,
+		Peer:         peers, ReadyWarnings: security.warnings,
 	})
+	peerSrv, peerErrc, err := security.servePeer(api, log)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(out, "Quire %s: node %q serving %s (data in %s)\n", version, f.nodeName, url, f.dataDir)
 	if generated {
@@ -270,6 +284,8 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
+	case err := <-peerErrc: // nil when not clustered: never ready
+		return fmt.Errorf("peer server: %w", err)
 	case <-ctx.Done():
 	}
 	if f.gossipAddr != "" {
@@ -291,6 +307,11 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
+	}
+	if peerSrv != nil {
+		if err := peerSrv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("peer port shutdown", "err", err)
+		}
 	}
 	return nil
 }
