@@ -226,3 +226,24 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// An engine that cannot hand out an instance says so: Inspect fails with
+// ErrNoReader and Healthy (behind /readyz) reports it.
+func TestHealthyReportsNoInstance(t *testing.T) {
+	e, err := pdf.NewEngine(pdf.Config{Instances: 1, CacheDir: pdf.DefaultCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Healthy(t.Context()); err != nil {
+		t.Fatalf("Healthy of a new engine: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Inspect(t.Context(), generated(t, 1)); !errors.Is(err, pdf.ErrNoReader) {
+		t.Errorf("Inspect on a closed engine = %v, want ErrNoReader", err)
+	}
+	if err := e.Healthy(t.Context()); err == nil {
+		t.Error("Healthy of an engine without instances = nil")
+	}
+}

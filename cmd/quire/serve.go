@@ -71,6 +71,10 @@ type serveFlags struct {
 	syncTimeout     time.Duration
 	asyncEnabled    bool
 	asyncEnabledSet bool // given as a flag or QUIRE_ASYNC_ENABLED
+	// Bounds on what one PDF may cost (README, "Hostile PDFs").
+	pdfMemoryLimitMB int
+	maxPageTextKB    int
+	maxChunkOutputMB int
 }
 
 func newServeCmd() *cobra.Command {
@@ -132,6 +136,10 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.DurationVar(&f.idempotencyTTL, "idempotency-ttl", node.DefaultIdempotencyTTL, "how long an Idempotency-Key names the job it made")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fl.StringVar(&f.metricsToken, "metrics-token", "", "when set, GET /metrics needs 'Authorization: Bearer <token>' (default: open, for Prometheus)")
+	// Bounds on what one PDF may cost (README, "Hostile PDFs").
+	fl.IntVar(&f.pdfMemoryLimitMB, "pdf-memory-limit-mb", pdf.DefaultMemoryLimitMB, "memory each PDF reader instance may use (MiB); a PDF that needs more fails (422 at upload, a failed chunk later) and its instance is replaced")
+	fl.IntVar(&f.maxPageTextKB, "max-page-text-kb", pdf.DefaultMaxPageTextKB, "text one page may have (KiB); a page with more fails its chunk for good")
+	fl.IntVar(&f.maxChunkOutputMB, "max-chunk-output-mb", node.DefaultMaxChunkOutputMB, "output one chunk may produce (MiB, under the 64 MiB node-to-node message limit); a chunk with more fails for good")
 	return cmd
 }
 
@@ -175,7 +183,11 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	engine, err := pdf.NewEngine(pdf.Config{Instances: f.concurrency + 2, CacheDir: pdf.DefaultCacheDir()})
+	if f.maxChunkOutputMB < 1 || f.maxChunkOutputMB > node.MaxChunkOutputMB {
+		return fmt.Errorf("--max-chunk-output-mb must be between 1 and %d (got %d)", node.MaxChunkOutputMB, f.maxChunkOutputMB)
+	}
+	engine, err := pdf.NewEngine(pdf.Config{Instances: f.concurrency + 2, CacheDir: pdf.DefaultCacheDir(),
+		MemoryLimitMB: f.pdfMemoryLimitMB, MaxPageTextKB: f.maxPageTextKB, Log: log.With("component", "pdf")})
 	if err != nil {
 		return err
 	}
@@ -184,6 +196,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	extractors = extractors.LimitOutput(f.maxChunkOutputMB << 20)
 	ln, err := net.Listen("tcp", f.httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.httpAddr, err)
