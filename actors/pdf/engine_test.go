@@ -69,6 +69,7 @@ func TestDeepPageTreeIsRefusedAndBreaksNothing(t *testing.T) {
 			t.Errorf("depth %d: Inspect = %+v, %v; want %v", tc.depth, info, err, tc.want)
 		}
 		noInternals(t, err)
+		readsCleanly(t, e, "inspecting a deep page tree")
 		_, err = e.PageTexts(t.Context(), p, 1, 1)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("depth %d: PageTexts: %v; want %v", tc.depth, err, tc.want)

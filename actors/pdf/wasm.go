@@ -12,7 +12,7 @@ const (
 	wasmPage = 64 << 10
 	// pdfiumStackSize is the stack of go-pdfium's PDFium build (Emscripten's
 	// default, 64 KiB: its __stack_pointer starts 64 KiB above the end of
-	// its static data); TestStackGuard fails if that changes.
+	// its static data); TestDeepPageTreeIsRefusedAndBreaksNothing fails if that changes.
 	pdfiumStackSize = 64 << 10
 	// guardSize is the bottom of the stack painted before each document:
 	// a document that reached into it came within guardSize of overflowing,
@@ -30,7 +30,7 @@ var guardPattern = func() (b [guardSize]byte) {
 // wasmView reaches into a PDFium instance's WebAssembly module: its memory
 // and its stack pointer. go-pdfium does not export them, so they are found
 // by reflection; if its layout changes, the view is empty and the engine
-// goes without a stack guard (TestStackGuard fails).
+// goes without a stack guard (TestDeepPageTreeIsRefusedAndBreaksNothing fails).
 type wasmView struct {
 	mem   api.Memory
 	stack interface {
