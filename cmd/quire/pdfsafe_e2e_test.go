@@ -83,6 +83,26 @@ func TestE2EHostilePDFs(t *testing.T) {
 		}
 	}
 
+	// discards reads quire_pdf_engine_discards_total{reason}.
+	discards := func(t *testing.T, reason string) float64 {
+		t.Helper()
+		return n.scrapeMetrics(t, "").valueOr0("quire_pdf_engine_discards_total", map[string]string{"reason": reason})
+	}
+	// logged says whether the node logged an instance discarded for reason.
+	logged := func(t *testing.T, reason string) bool {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(n.logDir, "stderr"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			if strings.Contains(line, "pdf reader instance discarded") && strings.Contains(line, "reason="+reason) {
+				return true
+			}
+		}
+		return false
+	}
+
 	// A page tree 2,000 levels deep (no /Count) overflowed PDFium's stack and
 	// broke the instance: every later PDF of every account got 422 "damaged:
 	// wasm error: out of bounds memory access"; 12 at once broke them all.
@@ -122,6 +142,12 @@ func TestE2EHostilePDFs(t *testing.T) {
 			t.Errorf("refused uploads left files in <data-dir>/tmp: %v", left)
 		}
 		victimCompletes(t, "12 deep page trees")
+		if got := discards(t, "stack"); got < 12 {
+			t.Errorf("quire_pdf_engine_discards_total{reason=stack} = %v after 12 deep page trees, want at least 12", got)
+		}
+		if !logged(t, "stack") {
+			t.Error("no log line for the discarded instances (pdf reader instance discarded reason=stack)")
+		}
 		if r := n.client("").get(t, "/readyz"); r.Status != http.StatusOK {
 			t.Errorf("/readyz after the deep page trees: %s", r)
 		}
@@ -179,6 +205,12 @@ func TestE2EHostilePDFs(t *testing.T) {
 				t.Errorf("%s bomb cost something: before %+v, after %+v", name, before.standing(), after.standing())
 			}
 			victimCompletes(t, "a "+name+" bomb")
+		}
+		if got := discards(t, "memory"); got < 2 {
+			t.Errorf("quire_pdf_engine_discards_total{reason=memory} = %v after two bombs, want at least 2", got)
+		}
+		if !logged(t, "memory") {
+			t.Error("no log line for the instances discarded at their memory cap")
 		}
 		// Four instances (--concurrency 2, plus 2) under the cap, plus the
 		// node itself: far from the 8-9 GB a bomb reached before.
