@@ -123,7 +123,7 @@ func TestPageCountComesFromThePageTree(t *testing.T) {
 	t.Logf("Inspect of the 1,158-page manual (page tree walked): %v", time.Since(start))
 }
 
-// A flate bomb (a few KiB that inflate to 256 MiB) and a text bomb hit the
+// A flate bomb (a few KiB that inflate to 160 MiB) and a text bomb hit the
 // instance's memory cap: a clear ErrTooLarge, the instance is discarded and
 // the next file reads.
 func TestBombsHitTheMemoryCap(t *testing.T) {
@@ -133,8 +133,8 @@ func TestBombsHitTheMemoryCap(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = e.Close() })
 	bombs := map[string]func(*bytes.Buffer) error{
-		"flate": func(b *bytes.Buffer) error { return pdfgen.FlateBomb(b, 256) },
-		"text":  func(b *bytes.Buffer) error { return pdfgen.TextBomb(b, 8<<20) },
+		"flate": func(b *bytes.Buffer) error { return pdfgen.FlateBomb(b, 160) },
+		"text":  func(b *bytes.Buffer) error { return pdfgen.TextBomb(b, 4<<20) },
 	}
 	for name, gen := range bombs {
 		p := hostile(t, name+".pdf", gen)
