@@ -39,8 +39,11 @@ func problem(log *slog.Logger, err error) error {
 	case errors.Is(err, node.ErrTooManyPages):
 		return huma.Error413RequestEntityTooLarge(clean(err))
 	case errors.Is(err, pdf.ErrEmpty), errors.Is(err, pdf.ErrNotPDF), errors.Is(err, pdf.ErrEncrypted),
-		errors.Is(err, pdf.ErrUnreadable), errors.Is(err, pdf.ErrNoPages):
+		errors.Is(err, pdf.ErrUnreadable), errors.Is(err, pdf.ErrNoPages),
+		errors.Is(err, pdf.ErrTooDeep), errors.Is(err, pdf.ErrTooLarge), errors.Is(err, pdf.ErrPageTextTooLarge):
 		return huma.Error422UnprocessableEntity(clean(err))
+	case errors.Is(err, pdf.ErrNoReader):
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("no PDF reader is available on this node; try again"), http.Header{"Retry-After": {"5"}})
 	case errors.Is(err, node.ErrInvalidRequest), errors.Is(err, extract.ErrUnknownExtractor),
 		errors.Is(err, ledger.ErrUnknownAccount):
 		return huma.Error422UnprocessableEntity(clean(err))

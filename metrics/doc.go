@@ -63,6 +63,7 @@
 // | quire_pebble_memtable_bytes | gauge | | bytes of Pebble memtables (RegisterPebble) |
 // | quire_pebble_compactions_total | counter | | Pebble compactions since the store opened (RegisterPebble) |
 // | quire_pebble_read_amplification | gauge | | Pebble read amplification (RegisterPebble) |
+// | quire_pdf_engine_discards_total | counter | reason | PDFium instances thrown away instead of reused: trap (a WebAssembly trap), memory (hit --pdf-memory-limit-mb), stack (came near a stack overflow: deep nesting), error (another error while reading), grown (worked but kept too much memory) (PDFEngineDiscarded) |
 // | quire_rollout_requests_total | counter | route, cohort, outcome | requests the rollout policy routed, by answer class: ok, client_error, server_error (RolloutRequest) |
 //
 // The alert rules in deploy/prometheus/alerts.yml read these names, and

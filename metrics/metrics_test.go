@@ -147,6 +147,7 @@ func TestFamilies(t *testing.T) {
 		{"quire_pebble_compactions_total", dto.MetricType_COUNTER, nil},
 		{"quire_pebble_read_amplification", dto.MetricType_GAUGE, nil},
 		{"quire_rollout_requests_total", dto.MetricType_COUNTER, []string{"cohort", "outcome", "route"}},
+		{"quire_pdf_engine_discards_total", dto.MetricType_COUNTER, []string{"reason"}},
 		// The memory alert divides this one by quire_memory_limit_bytes.
 		{"process_resident_memory_bytes", dto.MetricType_GAUGE, nil},
 	}
@@ -200,6 +201,7 @@ func TestFamilies(t *testing.T) {
 		"quire_rollout_requests_total":     2 * 10 * 3,
 		"quire_chunks_finished_total":      6,
 		"quire_gemini_requests_total":      5,
+		"quire_pdf_engine_discards_total":  5,
 		"quire_job_duration_seconds":       4,
 		"quire_job_running_oldest_seconds": 4,
 	} {
@@ -266,6 +268,9 @@ func TestRecording(t *testing.T) {
 	metrics.GeminiRequest(metrics.GeminiRateLimited)
 	metrics.GeminiRequest(metrics.GeminiServerError)
 	metrics.GeminiTokens(1000, 250)
+	metrics.PDFEngineDiscarded(metrics.DiscardTrap)
+	metrics.PDFEngineDiscarded(metrics.DiscardStack)
+	metrics.PDFEngineDiscarded("bogus")
 
 	metrics.HTTPRequest("/v1/jobs/{id}", "get", 200, 30*time.Millisecond)
 	metrics.HTTPRequest("/v1/jobs/{id}", "GET", 404, 2*time.Millisecond)
@@ -321,6 +326,10 @@ func TestRecording(t *testing.T) {
 		{"quire_gemini_requests_total", labels("outcome", "5xx"), 1},
 		{"quire_gemini_requests_total", labels("outcome", "timeout"), 0},
 		{"quire_gemini_tokens_total", labels("kind", "input"), 1000},
+		{"quire_pdf_engine_discards_total", labels("reason", "trap"), 1},
+		{"quire_pdf_engine_discards_total", labels("reason", "stack"), 1},
+		{"quire_pdf_engine_discards_total", labels("reason", "unknown"), 1},
+		{"quire_pdf_engine_discards_total", labels("reason", "grown"), 0},
 		{"quire_gemini_tokens_total", labels("kind", "output"), 250},
 		{"quire_http_requests_total", labels("route", "/v1/jobs/{id}", "method", "GET", "status", "200"), 1},
 		{"quire_http_requests_total", labels("route", "/v1/jobs/{id}", "method", "GET", "status", "404"), 1},

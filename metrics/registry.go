@@ -44,6 +44,7 @@ var help = map[string]string{
 	"quire_pebble_compactions_total":      "Pebble compactions since the store was opened.",
 	"quire_pebble_read_amplification":     "Pebble read amplification (sublevels to read for a point lookup).",
 	"quire_rollout_requests_total":        "Requests routed by the rollout policy, by route, cohort and outcome.",
+	"quire_pdf_engine_discards_total":     "PDFium instances discarded instead of reused, by reason (trap, memory, stack, error, grown).",
 }
 
 // WritePrometheus writes every Quire metric and the process's go_* and

@@ -29,6 +29,13 @@ import (
 // PDFs never travel this way: workers fetch them over HTTP.
 const maxRemoteMessage = 64 << 20
 
+// Bounds of --max-chunk-output-mb: a chunk's output travels in one message,
+// with room left for the rest of the result.
+const (
+	DefaultMaxChunkOutputMB = 16
+	MaxChunkOutputMB        = maxRemoteMessage>>20 - 4
+)
+
 // dispatcherName is the actor name of every node's dispatcher, so that any
 // node can address any other's: PID{Address: remote address, Id: dispatcherName}.
 const dispatcherName = "dispatcher"

@@ -27,7 +27,8 @@ func (e *NotReadyError) Unwrap() []error { return e.Reasons }
 
 // Ready reports why the node cannot take work (a *NotReadyError with every
 // reason), or nil: its store must be readable, it must have joined the
-// cluster it was told to join, and the ledger must answer.
+// cluster it was told to join, the ledger must answer, and a PDF reader
+// instance must be obtainable.
 func (n *Node) Ready(ctx context.Context) error {
 	var reasons []error
 	if _, err := n.cfg.Store.LedgerSeq(); err != nil {
@@ -45,6 +46,9 @@ func (n *Node) Ready(ctx context.Context) error {
 			}
 		}
 		reasons = append(reasons, fmt.Errorf("ledger%s not answering: %w", where, err))
+	}
+	if err := n.cfg.Engine.Healthy(ctx); err != nil {
+		reasons = append(reasons, fmt.Errorf("PDF reader not available: %w", err))
 	}
 	if len(reasons) > 0 {
 		return &NotReadyError{Reasons: reasons}

@@ -358,6 +358,17 @@ func PdfcpuConfig() *model.Configuration {
 		TimeoutCRL:                     10,
 		TimeoutOCSP:                    10,
 		PreferredCertRevocationChecker: model.CRL,
-		Limits:                         model.DefaultResourceLimits(),
+		Limits:                         pdfcpuLimits(),
 	}
+}
+
+// pdfcpuLimits are pdfcpu's resource limits, tightened: a stream pdfcpu
+// decodes (object and cross-reference streams, when cutting) may not
+// inflate past 128 MiB, and a document may not have more than two million
+// objects, so a bomb costs a bounded amount of Go heap.
+func pdfcpuLimits() model.ResourceLimits {
+	l := model.DefaultResourceLimits()
+	l.MaxDecodeBytes = 128 << 20
+	l.MaxObjectCount = 2_000_000
+	return l
 }

@@ -67,16 +67,7 @@ func generate(w io.Writer, pages, padBytes, side int) error {
 		rand.NewChaCha8([32]byte{Seed % 256, Seed / 256}).Read(pad)
 		pw.stream(pad, "")
 	}
-	xref := pw.n
-	pw.printf("xref\n0 %d\n0000000000 65535 f \n", len(pw.offsets)+1)
-	for _, off := range pw.offsets {
-		pw.printf("%010d 00000 n \n", off)
-	}
-	pw.printf("trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(pw.offsets)+1, xref)
-	if pw.err != nil {
-		return pw.err
-	}
-	return pw.w.Flush()
+	return pw.finish()
 }
 
 // pageText is the content stream of page n: a heading and a few lines of words.

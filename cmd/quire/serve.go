@@ -75,6 +75,10 @@ type serveFlags struct {
 	asyncEnabledSet bool // given as a flag or QUIRE_ASYNC_ENABLED
 	// Mutual TLS between nodes and the peer port (serve_cluster.go).
 	security clusterSecurityFlags
+	// Bounds on what one PDF may cost (README, "Hostile PDFs").
+	pdfMemoryLimitMB int
+	maxPageTextKB    int
+	maxChunkOutputMB int
 }
 
 func newServeCmd() *cobra.Command {
@@ -138,6 +142,10 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fl.StringVar(&f.metricsToken, "metrics-token", "", "when set, GET /metrics needs 'Authorization: Bearer <token>' (default: open, for Prometheus)")
 	f.security.register(fl) // serve_cluster.go
+	// Bounds on what one PDF may cost (README, "Hostile PDFs").
+	fl.IntVar(&f.pdfMemoryLimitMB, "pdf-memory-limit-mb", pdf.DefaultMemoryLimitMB, "memory each PDF reader instance may use (MiB); a PDF that needs more fails (422 at upload, a failed chunk later) and its instance is replaced")
+	fl.IntVar(&f.maxPageTextKB, "max-page-text-kb", pdf.DefaultMaxPageTextKB, "text one page may have (KiB); a page with more fails its chunk for good")
+	fl.IntVar(&f.maxChunkOutputMB, "max-chunk-output-mb", node.DefaultMaxChunkOutputMB, "output one chunk may produce (MiB, under the 64 MiB node-to-node message limit); a chunk with more fails for good")
 	return cmd
 }
 
@@ -195,7 +203,11 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	engine, err := pdf.NewEngine(pdf.Config{Instances: f.concurrency + 2, CacheDir: pdf.DefaultCacheDir()})
+	if f.maxChunkOutputMB < 1 || f.maxChunkOutputMB > node.MaxChunkOutputMB {
+		return fmt.Errorf("--max-chunk-output-mb must be between 1 and %d (got %d)", node.MaxChunkOutputMB, f.maxChunkOutputMB)
+	}
+	engine, err := pdf.NewEngine(pdf.Config{Instances: f.concurrency + 2, CacheDir: pdf.DefaultCacheDir(),
+		MemoryLimitMB: f.pdfMemoryLimitMB, MaxPageTextKB: f.maxPageTextKB, Log: log.With("component", "pdf")})
 	if err != nil {
 		return err
 	}
@@ -204,6 +216,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	extractors = extractors.LimitOutput(f.maxChunkOutputMB << 20)
 	ln, err := net.Listen("tcp", f.httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.httpAddr, err)

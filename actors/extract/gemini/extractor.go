@@ -216,7 +216,7 @@ func cutError(ctx context.Context, err error, pages string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	for _, perm := range []error{pdf.ErrPageRange, pdf.ErrEncrypted, pdf.ErrUnreadable, pdf.ErrNotPDF, pdf.ErrEmpty, pdf.ErrNoPages} {
+	for _, perm := range []error{pdf.ErrPageRange, pdf.ErrEncrypted, pdf.ErrUnreadable, pdf.ErrNotPDF, pdf.ErrEmpty, pdf.ErrNoPages, pdf.ErrTooLarge} {
 		if errors.Is(err, perm) {
 			return extract.Permanent(fail(ErrBadPages, err, "cannot cut pages %s out of the PDF: %v", pages, err))
 		}

@@ -41,7 +41,9 @@ type Output struct {
 func (x *Extractor) Extract(ctx context.Context, req extract.Request) (extract.Result, error) {
 	texts, err := x.engine.PageTexts(ctx, req.PDFPath, req.FirstPage, req.LastPage)
 	if err != nil {
-		if errors.Is(err, pdf.ErrPageRange) || errors.Is(err, pdf.ErrUnreadable) || errors.Is(err, pdf.ErrEncrypted) {
+		if errors.Is(err, pdf.ErrPageRange) || errors.Is(err, pdf.ErrUnreadable) || errors.Is(err, pdf.ErrEncrypted) ||
+			errors.Is(err, pdf.ErrTooDeep) || errors.Is(err, pdf.ErrTooLarge) || errors.Is(err, pdf.ErrPageTextTooLarge) ||
+			errors.Is(err, pdf.ErrNoPages) {
 			return extract.Result{}, extract.Permanent(err)
 		}
 		return extract.Result{}, err
