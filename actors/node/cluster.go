@@ -206,7 +206,8 @@ func (n *Node) watchMembers(ctx context.Context) {
 			case cluster.EventFailed, cluster.EventLeft, cluster.EventRestarted:
 				n.cfg.Log.Warn("member gone; its chunks are placed again", "member", ev.Member.Name, "event", ev.Kind.String())
 				n.placer.forget(ev.Member.Name, false)
-				n.tellJobs(&messages.MemberLost{Node: ev.Member.Name})
+				// Dead or restarted is a crash; a clean leave is not.
+				n.tellJobs(&messages.MemberLost{Node: ev.Member.Name, Crashed: ev.Kind != cluster.EventLeft})
 				n.system.Root.Send(n.dispatcher, &messages.MemberLost{Node: ev.Member.Name})
 				if ev.Kind == cluster.EventRestarted {
 					n.placer.back(ev.Member.Name)

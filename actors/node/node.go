@@ -72,6 +72,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return cfg.Log.With("component", "actors")
 	}))
 	n := &Node{cfg: cfg, system: system}
+	// Whether the process before this one crashed decides how the attempts
+	// it left running count (job.Boot); Close records a clean stop.
+	boot := job.Boot{At: cfg.Now()}
+	afterCrash, err := cfg.Store.BeginRun(boot.At)
+	if err != nil {
+		return nil, fmt.Errorf("node: record the start: %w", err)
+	}
+	boot.AfterCrash = afterCrash
+	if afterCrash {
+		cfg.Log.Warn("the previous process on this data dir crashed; chunks it was running count as crashed",
+			"max_chunk_crashes", cfg.MaxChunkCrashes)
+	}
 	// Remote first: PIDs made before it starts would not carry its address.
 	if cfg.RemoteAddr != "" {
 		r, err := startRemote(system, cfg.RemoteAddr)
@@ -101,6 +113,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Node: cfg.Name, Store: cfg.Store, Ledger: n.ledger, RemoteLedger: !local, Dispatcher: dispatcherPID,
 		SourceURL:    strings.TrimRight(cfg.HTTPURL, "/") + InternalPDFPath,
 		ChunkTimeout: cfg.ChunkTimeout, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
+		MaxCrashes: int32(cfg.MaxChunkCrashes), Boot: boot,
 		Log: cfg.Log.With("component", "job"), Now: cfg.Now,
 	}
 	bg, stop := context.WithCancel(context.Background())
@@ -144,7 +157,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 // recover resumes every job that has not finished, and removes PDFs that
-// belong to no running job.
+// belong to no running job. It never waits on a job: each JobActor resumes
+// on its own, and a job that cannot resume is logged, not a reason for the
+// node not to serve.
 func (n *Node) recover() error {
 	active, err := n.cfg.Store.ActiveJobs()
 	if err != nil {
@@ -154,7 +169,7 @@ func (n *Node) recover() error {
 	for _, id := range active {
 		running[id] = true
 		if _, err := n.spawnJob(id); err != nil {
-			return err
+			n.cfg.Log.Error("job not resumed", "job", id, "err", err)
 		}
 	}
 	if len(active) > 0 {
@@ -167,7 +182,8 @@ func (n *Node) recover() error {
 	for _, id := range blobs {
 		if !running[id] {
 			if err := n.cfg.Store.RemoveBlob(id); err != nil {
-				return err
+				n.cfg.Log.Warn("remove pdf of no running job", "job", id, "err", err)
+				continue
 			}
 			n.cfg.Log.Info("removed pdf of no running job", "job", id)
 		}
@@ -246,6 +262,10 @@ func (n *Node) Close() {
 		n.remote.Shutdown(true)
 	}
 	n.system.Shutdown()
+	// Nothing of this node writes any more: a clean stop, not a crash.
+	if err := n.cfg.Store.EndRun(); err != nil {
+		n.cfg.Log.Error("record the clean stop", "err", err)
+	}
 }
 
 // Name is the node's name.
