@@ -59,25 +59,50 @@ func quireBinary(tb testing.TB) string {
 		tb.Skip("e2e: skipped with -short (it builds and runs the real binary)")
 	}
 	build.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			build.err = fmt.Errorf("the go tool is not on PATH: %w", err)
-			return
-		}
-		bin := filepath.Join(build.dir, "quire")
-		cmd := exec.Command(goTool, "build", "-o", bin, ".")
-		cmd.Env = childEnv()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %w\n%s", err, out)
-			return
-		}
-		build.bin = bin
+		build.bin, build.err = goBuild(filepath.Join(build.dir, "quire"))
 	})
 	if build.err != nil {
 		tb.Fatalf("e2e: build quire: %v", build.err)
 	}
 	return build.bin
+}
+
+// faultBuild is the quirefault build of quire (internal/fault).
+var faultBuild struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// quireFaultBinary builds quire with the quirefault tag, once per test run:
+// a binary with the test-only fault hooks of internal/fault.
+func quireFaultBinary(tb testing.TB) string {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("e2e: skipped with -short (it builds and runs the real binary)")
+	}
+	faultBuild.once.Do(func() {
+		faultBuild.bin, faultBuild.err = goBuild(filepath.Join(build.dir, "quire-fault"), "-tags", "quirefault")
+	})
+	if faultBuild.err != nil {
+		tb.Fatalf("e2e: build quire -tags quirefault: %v", faultBuild.err)
+	}
+	return faultBuild.bin
+}
+
+// goBuild builds this directory's binary into bin with more go build flags.
+func goBuild(bin string, flags ...string) (string, error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("the go tool is not on PATH: %w", err)
+	}
+	cmd := exec.Command(goTool, append(append([]string{"build", "-o", bin}, flags...), ".")...)
+	cmd.Env = childEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // childEnv is the test's environment without QUIRE_* variables: every serve
@@ -293,6 +318,7 @@ type nodeOptions struct {
 	addr string   // --http-addr; default a free port
 	env  []string // added to childEnv's environment
 	args []string // more flags of quire serve
+	bin  string   // the binary; default quireBinary
 }
 
 // startNodeWith is startNode with options. When env sets QUIRE_ADMIN_TOKEN
@@ -305,8 +331,11 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 	if o.addr == "" {
 		o.addr = freeAddr(tb)
 	}
+	if o.bin == "" {
+		o.bin = quireBinary(tb)
+	}
 	n := &testNode{
-		tb: tb, bin: quireBinary(tb), name: o.name,
+		tb: tb, bin: o.bin, name: o.name,
 		addr: o.addr, dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: o.args,
 		env:  o.env,
 		http: &http.Client{Timeout: 2 * time.Minute},
@@ -375,6 +404,14 @@ func keys(m map[string]string) []string {
 // for GET /readyz to answer 200.
 func (n *testNode) start() {
 	n.tb.Helper()
+	n.launch()
+	n.waitReady(60 * time.Second)
+}
+
+// launch starts the process (again, on the same data dir and port) and does
+// not wait for it to be ready.
+func (n *testNode) launch() {
+	n.tb.Helper()
 	n.starts++
 	args := append([]string{"serve",
 		"--http-addr", n.addr, "--data-dir", n.dataDir, "--node-name", n.name,
@@ -396,7 +433,6 @@ func (n *testNode) start() {
 		stderr.Close()
 		close(exited)
 	}()
-	n.waitReady(60 * time.Second)
 }
 
 func (n *testNode) openLog(stream string) *os.File {
