@@ -62,6 +62,12 @@ type Boot struct {
 	AfterCrash bool
 }
 
+// Crashed reports whether the attempt of chunk c that the log shows running
+// was in flight on node when the process before this one crashed.
+func (b Boot) Crashed(c *Chunk, node string) bool {
+	return b.AfterCrash && c.Status == ChunkRunning && c.Node == node && !c.StartedAt.After(b.At)
+}
+
 // Actor is the JobActor: it owns one job while the job runs.
 type Actor struct {
 	cfg      Config
@@ -166,7 +172,7 @@ func (a *Actor) closeInterrupted() {
 		if c.Status != ChunkRunning {
 			continue
 		}
-		crashed := boot.AfterCrash && c.Node == a.cfg.Node && !c.StartedAt.After(boot.At)
+		crashed := boot.Crashed(c, a.cfg.Node)
 		why := fmt.Sprintf("node %s stopped while this chunk's attempt ran", a.cfg.Node)
 		switch {
 		case crashed:
