@@ -188,7 +188,10 @@ func (n *Node) watchMembers(ctx context.Context) {
 			if m.RemoteAddr == e.Address && m.Name != n.cfg.Name {
 				n.cfg.Log.Warn("connection to member lost; its chunks are placed again", "member", m.Name)
 				n.placer.forget(m.Name, true)
-				n.tellJobs(&messages.MemberLost{Node: m.Name})
+				// A member that stops cleanly drains and leaves first: one
+				// that was neither draining nor leaving crashed (or was cut
+				// off), and the attempts that had started there count.
+				n.tellJobs(&messages.MemberLost{Node: m.Name, Crashed: !m.Draining && !m.Leaving})
 			}
 		}
 	})
