@@ -72,18 +72,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return cfg.Log.With("component", "actors")
 	}))
 	n := &Node{cfg: cfg, system: system}
-	// Whether the process before this one crashed decides how the attempts
-	// it left running count (job.Boot); Close records a clean stop.
-	boot := job.Boot{At: cfg.Now()}
-	afterCrash, err := cfg.Store.BeginRun(boot.At)
-	if err != nil {
-		return nil, fmt.Errorf("node: record the start: %w", err)
-	}
-	boot.AfterCrash = afterCrash
-	if afterCrash {
-		cfg.Log.Warn("the previous process on this data dir crashed; chunks it was running count as crashed",
-			"max_chunk_crashes", cfg.MaxChunkCrashes)
-	}
 	// Remote first: PIDs made before it starts would not carry its address.
 	if cfg.RemoteAddr != "" {
 		r, err := startRemote(system, cfg.RemoteAddr)
@@ -113,9 +101,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Node: cfg.Name, Store: cfg.Store, Ledger: n.ledger, RemoteLedger: !local, Dispatcher: dispatcherPID,
 		SourceURL:    strings.TrimRight(cfg.HTTPURL, "/") + InternalPDFPath,
 		ChunkTimeout: cfg.ChunkTimeout, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
-		MaxCrashes: int32(cfg.MaxChunkCrashes), Boot: boot,
 		Log: cfg.Log.With("component", "job"), Now: cfg.Now,
 	}
+	n.jobCfg.MaxCrashes = int32(cfg.MaxChunkCrashes)
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	if cfg.GossipAddr != "" {
@@ -149,11 +137,33 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		go func() { defer n.wg.Done(); n.checkLedgerEvery(bg, ledgerCheckEvery) }()
 	}
 	n.registerMetrics()
+	// Recorded last, once nothing can fail the start but recovery (which
+	// closes the node, a clean stop), so that a start that fails is not
+	// taken for a crash by the next one.
+	n.jobCfg.Boot = n.beginRun()
 	if err := n.recover(); err != nil {
 		n.Close()
 		return nil, err
 	}
 	return n, nil
+}
+
+// beginRun records that this process uses the store and says whether the
+// process before it crashed: that decides how the attempts it left running
+// count (job.Boot). Close records a clean stop.
+func (n *Node) beginRun() job.Boot {
+	boot := job.Boot{At: n.cfg.Now()}
+	afterCrash, err := n.cfg.Store.BeginRun(boot.At)
+	if err != nil {
+		// Not a reason not to serve (a full disk, say).
+		n.cfg.Log.Error("could not record the start; a crash of this process may go uncounted", "err", err)
+	}
+	if afterCrash {
+		n.cfg.Log.Warn("the previous process on this data dir crashed; chunks it was running count as crashed",
+			"max_chunk_crashes", n.cfg.MaxChunkCrashes)
+	}
+	boot.AfterCrash = afterCrash
+	return boot
 }
 
 // recover resumes every job that has not finished, and removes PDFs that
