@@ -166,6 +166,8 @@ func (a *Actor) pump(ctx actor.Context) {
 		}
 		pid := ctx.Spawn(chunk.Props(w, x, a.cfg.Node, a.cfg.Source, a.cfg.Log))
 		a.running[pid.GetId()] = &running{work: w, owner: owner, isolated: w.GetIsolated()}
+		a.cfg.Log.Debug("chunk started", "job", w.GetJobId(), "chunk", w.GetRange().GetIndex(), "attempt", w.GetAttempt(),
+			"isolated", w.GetIsolated(), "running", len(a.running))
 		ctx.Send(owner, &messages.ChunkRunning{
 			JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,
 			OwnerIncarnation: w.GetOwnerIncarnation(),
