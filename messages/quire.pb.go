@@ -769,7 +769,12 @@ type ChunkFailed struct {
 	Usage *TokenUsage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
 	// lost: the attempt was lost with its node (dead, left, or silent past its
 	// deadline); it does not count against the job's attempt limit.
-	Lost          bool `protobuf:"varint,8,opt,name=lost,proto3" json:"lost,omitempty"`
+	Lost bool `protobuf:"varint,8,opt,name=lost,proto3" json:"lost,omitempty"`
+	// crashed: the attempt had started (ChunkStarted) on a node that then
+	// crashed (this node restarted without a clean shutdown, or a worker was
+	// declared dead or seen restarted). It is also lost; a chunk in flight at
+	// max-chunk-crashes crashes fails for good (job.Config.MaxCrashes).
+	Crashed       bool `protobuf:"varint,9,opt,name=crashed,proto3" json:"crashed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -856,6 +861,13 @@ func (x *ChunkFailed) GetUsage() *TokenUsage {
 func (x *ChunkFailed) GetLost() bool {
 	if x != nil {
 		return x.Lost
+	}
+	return false
+}
+
+func (x *ChunkFailed) GetCrashed() bool {
+	if x != nil {
+		return x.Crashed
 	}
 	return false
 }
@@ -3296,8 +3308,12 @@ type ChunkWork struct {
 	// owner_incarnation identifies the JobActor (one process's life of it) that
 	// made this attempt; answers to an earlier one's attempts are stale.
 	OwnerIncarnation string `protobuf:"bytes,14,opt,name=owner_incarnation,json=ownerIncarnation,proto3" json:"owner_incarnation,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// isolated: the chunk was in flight when a node crashed; the dispatcher
+	// runs it alone (nothing else starts while it runs), so that a crash
+	// during it is blamed on it only.
+	Isolated      bool `protobuf:"varint,15,opt,name=isolated,proto3" json:"isolated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChunkWork) Reset() {
@@ -3426,6 +3442,13 @@ func (x *ChunkWork) GetOwnerIncarnation() string {
 		return x.OwnerIncarnation
 	}
 	return ""
+}
+
+func (x *ChunkWork) GetIsolated() bool {
+	if x != nil {
+		return x.Isolated
+	}
+	return false
 }
 
 // DispatchChunk asks the dispatcher to run the work when a slot is free.
@@ -3838,8 +3861,11 @@ func (x *RetryFinish) GetError() string {
 
 // MemberLost tells JobActors that a node is gone: attempts placed on it are lost.
 type MemberLost struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// crashed: the node was declared dead or seen restarted, not a clean leave;
+	// attempts that had started there count as crashed (ChunkFailed.crashed).
+	Crashed       bool `protobuf:"varint,2,opt,name=crashed,proto3" json:"crashed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3879,6 +3905,13 @@ func (x *MemberLost) GetNode() string {
 		return x.Node
 	}
 	return ""
+}
+
+func (x *MemberLost) GetCrashed() bool {
+	if x != nil {
+		return x.Crashed
+	}
+	return false
 }
 
 // AttemptDeadline is a JobActor's reminder that an attempt should have
@@ -4196,7 +4229,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1f\n" +
 	"\vduration_ms\x18\x04 \x01(\x03R\n" +
 	"durationMs\x12*\n" +
-	"\x05usage\x18\x05 \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\xe8\x01\n" +
+	"\x05usage\x18\x05 \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\"\x82\x02\n" +
 	"\vChunkFailed\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
@@ -4205,7 +4238,8 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\tpermanent\x18\x05 \x01(\bR\tpermanent\x12!\n" +
 	"\frate_limited\x18\x06 \x01(\bR\vrateLimited\x12*\n" +
 	"\x05usage\x18\a \x01(\v2\x14.quire.v1.TokenUsageR\x05usage\x12\x12\n" +
-	"\x04lost\x18\b \x01(\bR\x04lost\")\n" +
+	"\x04lost\x18\b \x01(\bR\x04lost\x12\x18\n" +
+	"\acrashed\x18\t \x01(\bR\acrashed\")\n" +
 	"\x0fCancelRequested\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xa4\x01\n" +
 	"\vJobFinished\x12+\n" +
@@ -4414,7 +4448,7 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\fCODE_STORAGE\x10\x04\x12\x15\n" +
 	"\x11CODE_UNAUTHORIZED\x10\x05\x12\x1d\n" +
 	"\x19CODE_TOO_MANY_ACTIVE_JOBS\x10\x06\x12\x11\n" +
-	"\rCODE_CONFLICT\x10\a\"\xb1\x03\n" +
+	"\rCODE_CONFLICT\x10\a\"\xcd\x03\n" +
 	"\tChunkWork\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -4435,7 +4469,8 @@ const file_messages_quire_proto_rawDesc = "" +
 	"source_url\x18\f \x01(\tR\tsourceUrl\x12\x1f\n" +
 	"\vfile_sha256\x18\r \x01(\tR\n" +
 	"fileSha256\x12+\n" +
-	"\x11owner_incarnation\x18\x0e \x01(\tR\x10ownerIncarnation\"8\n" +
+	"\x11owner_incarnation\x18\x0e \x01(\tR\x10ownerIncarnation\x12\x1a\n" +
+	"\bisolated\x18\x0f \x01(\bR\bisolated\"8\n" +
 	"\rDispatchChunk\x12'\n" +
 	"\x04work\x18\x01 \x01(\v2\x13.quire.v1.ChunkWorkR\x04work\"\x96\x01\n" +
 	"\fChunkRunning\x12\x15\n" +
@@ -4467,10 +4502,11 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\"P\n" +
 	"\vRetryFinish\x12+\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x13.quire.v1.JobStatusR\x06status\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\" \n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\":\n" +
 	"\n" +
 	"MemberLost\x12\x12\n" +
-	"\x04node\x18\x01 \x01(\tR\x04node\"n\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
+	"\acrashed\x18\x02 \x01(\bR\acrashed\"n\n" +
 	"\x0fAttemptDeadline\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12+\n" +

@@ -42,7 +42,7 @@
 // | quire_jobs_finished_total | counter | status, route, cohort | jobs that reached status completed, partially_completed, failed or cancelled (JobFinished) |
 // | quire_job_duration_seconds | histogram, 1 s to 1 h | size | creation to end of completed and partially completed jobs (JobFinished) |
 // | quire_job_running_oldest_seconds | gauge | size | age of the oldest unfinished job this node owns; 0 when none (RegisterJobAges) |
-// | quire_chunks_finished_total | counter | outcome | chunk attempts that ended: done, failed, retried, lost, rate_limited, cancelled (ChunkFinished) |
+// | quire_chunks_finished_total | counter | outcome | chunk attempts that ended: done, failed, retried, lost, crashed, rate_limited, cancelled (ChunkFinished) |
 // | quire_chunk_duration_seconds | histogram, 0.1 s to 10 min | | duration of chunk attempts (ChunkFinished) |
 // | quire_chunk_retries_total | counter | | attempts started after the first of their chunk (ChunkRetried) |
 // | quire_queue_depth | gauge | | chunks waiting for a slot on this node (RegisterSlots) |

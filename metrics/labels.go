@@ -37,6 +37,7 @@ const (
 	OutcomeFailed      ChunkOutcome = "failed"       // failed for good: no attempt left, or a permanent error
 	OutcomeRetried     ChunkOutcome = "retried"      // failed, another attempt is scheduled
 	OutcomeLost        ChunkOutcome = "lost"         // the member running it left or died; placed again
+	OutcomeCrashed     ChunkOutcome = "crashed"      // its node crashed while it ran; placed again, alone
 	OutcomeRateLimited ChunkOutcome = "rate_limited" // the extractor was rate limited; waits and tries again
 	OutcomeCancelled   ChunkOutcome = "cancelled"    // the job was cancelled
 )
@@ -84,7 +85,7 @@ const unknown = "unknown"
 var (
 	routes          = []Route{RouteAsync, RouteSync}
 	jobStatuses     = []JobStatus{StatusCompleted, StatusPartiallyCompleted, StatusFailed, StatusCancelled}
-	chunkOutcomes   = []ChunkOutcome{OutcomeDone, OutcomeFailed, OutcomeRetried, OutcomeLost, OutcomeRateLimited, OutcomeCancelled}
+	chunkOutcomes   = []ChunkOutcome{OutcomeDone, OutcomeFailed, OutcomeRetried, OutcomeLost, OutcomeCrashed, OutcomeRateLimited, OutcomeCancelled}
 	geminiOutcomes  = []GeminiOutcome{GeminiOK, GeminiRateLimited, GeminiServerError, GeminiTimeout, GeminiError}
 	sizes           = []Size{SizeUnder30, Size30To100, Size100To300, Size300Plus}
 	rolloutOutcomes = []RolloutOutcome{RolloutOK, RolloutClientError, RolloutServerError}

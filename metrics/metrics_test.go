@@ -199,7 +199,7 @@ func TestFamilies(t *testing.T) {
 		"quire_jobs_created_total":         2 * 10,
 		"quire_jobs_finished_total":        2 * 10 * 4,
 		"quire_rollout_requests_total":     2 * 10 * 3,
-		"quire_chunks_finished_total":      6,
+		"quire_chunks_finished_total":      7,
 		"quire_gemini_requests_total":      5,
 		"quire_pdf_engine_discards_total":  5,
 		"quire_job_duration_seconds":       4,

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"log/slog"
+	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -28,12 +29,16 @@ type running struct {
 	work     *messages.ChunkWork
 	owner    *actor.PID
 	reported bool
+	isolated bool // runs alone (ChunkWork.isolated)
 }
 
 // Actor is the Dispatcher.
 type Actor struct {
-	cfg       Config
-	queue     *fairQueue
+	cfg   Config
+	queue *fairQueue
+	// isolated is the work that must run alone (it was in flight when a node
+	// crashed), in arrival order; it goes before the fair queue.
+	isolated  []*messages.ChunkWork
 	owners    map[string]*actor.PID // job -> JobActor
 	ownerNode map[string]string     // job -> node that owns it
 	running   map[string]*running   // ChunkActor id -> attempt
@@ -61,7 +66,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.owners[w.GetJobId()] = ctx.Sender()
 		}
 		a.ownerNode[w.GetJobId()] = w.GetOwnerNode()
-		a.queue.push(w)
+		if w.GetIsolated() {
+			a.isolated = append(a.isolated, w)
+		} else {
+			a.queue.push(w)
+		}
 		a.pump(ctx)
 	case *messages.ChunkResult:
 		r, ok := a.running[ctx.Sender().GetId()]
@@ -103,7 +112,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.stopping = true
 	case *messages.DispatcherStats:
 		ctx.Respond(&messages.DispatcherStatsReply{
-			Capacity: int32(a.cfg.Capacity), Busy: int32(len(a.running)), Queued: int32(a.queue.len()),
+			Capacity: int32(a.cfg.Capacity), Busy: int32(len(a.running)), Queued: int32(a.queued()),
 		})
 	}
 }
@@ -114,6 +123,7 @@ func (a *Actor) forget(ctx actor.Context, job string) {
 		a.cfg.Forget(job)
 	}
 	a.queue.drop(job)
+	a.isolated = slices.DeleteFunc(a.isolated, func(w *messages.ChunkWork) bool { return w.GetJobId() == job })
 	delete(a.owners, job)
 	delete(a.ownerNode, job)
 	for id, r := range a.running {
@@ -125,10 +135,23 @@ func (a *Actor) forget(ctx actor.Context, job string) {
 	}
 }
 
-// pump starts queued work while slots are free.
+// queued is how many chunks wait for a slot.
+func (a *Actor) queued() int { return a.queue.len() + len(a.isolated) }
+
+// pump starts queued work while slots are free. Isolated work goes first and
+// runs alone: it waits until nothing runs, and nothing starts while it runs,
+// so that a crash during it is blamed on it only.
 func (a *Actor) pump(ctx actor.Context) {
-	for !a.stopping && len(a.running) < a.cfg.Capacity {
-		w := a.queue.pop()
+	for !a.stopping && len(a.running) < a.cfg.Capacity && !a.runningIsolated() {
+		var w *messages.ChunkWork
+		switch {
+		case len(a.isolated) > 0 && len(a.running) > 0:
+			return // let what runs finish first
+		case len(a.isolated) > 0:
+			w, a.isolated = a.isolated[0], a.isolated[1:]
+		default:
+			w = a.queue.pop()
+		}
 		if w == nil {
 			return
 		}
@@ -142,10 +165,22 @@ func (a *Actor) pump(ctx actor.Context) {
 			continue
 		}
 		pid := ctx.Spawn(chunk.Props(w, x, a.cfg.Node, a.cfg.Source, a.cfg.Log))
-		a.running[pid.GetId()] = &running{work: w, owner: owner}
+		a.running[pid.GetId()] = &running{work: w, owner: owner, isolated: w.GetIsolated()}
+		a.cfg.Log.Debug("chunk started", "job", w.GetJobId(), "chunk", w.GetRange().GetIndex(), "attempt", w.GetAttempt(),
+			"isolated", w.GetIsolated(), "running", len(a.running))
 		ctx.Send(owner, &messages.ChunkRunning{
 			JobId: w.GetJobId(), Index: w.GetRange().GetIndex(), Attempt: w.GetAttempt(), Node: a.cfg.Node,
 			OwnerIncarnation: w.GetOwnerIncarnation(),
 		})
 	}
+}
+
+// runningIsolated reports whether a chunk that must run alone is running.
+func (a *Actor) runningIsolated() bool {
+	for _, r := range a.running {
+		if r.isolated {
+			return true
+		}
+	}
+	return false
 }

@@ -5,4 +5,8 @@
 // Waiting work is shared fairly: the dispatcher takes turns between accounts,
 // and within an account between jobs, so a small job is never stuck behind a
 // large one and one account cannot starve another.
+//
+// Work marked isolated (a chunk that was in flight when a node crashed) goes
+// before the fair queue and runs alone: it starts once nothing runs, and
+// nothing starts while it runs, so that a crash during it is blamed on it.
 package dispatch

@@ -19,7 +19,7 @@ func (g *Gauges) Busy() int { return int(g.busy.Load()) }
 // publish stores the dispatcher's counts in its Gauges, if it has any.
 func (a *Actor) publish() {
 	if g := a.cfg.Gauges; g != nil {
-		g.queued.Store(int64(a.queue.len()))
+		g.queued.Store(int64(a.queued()))
 		g.busy.Store(int64(len(a.running)))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/quirehq/quire/actors/ledger"
+	"github.com/quirehq/quire/internal/fault"
 	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/metrics"
 	"github.com/quirehq/quire/persistence"
@@ -37,8 +38,34 @@ type Config struct {
 	// with each failure of the same chunk, up to RetryMax, with jitter.
 	RetryBase time.Duration
 	RetryMax  time.Duration
-	Log       *slog.Logger
-	Now       func() time.Time
+	// MaxCrashes: a chunk whose attempts were in flight at this many crashes
+	// of the node running them fails for good (0: DefaultMaxCrashes).
+	MaxCrashes int32
+	// Boot is this node process's start, to tell attempts that a crash
+	// interrupted from those a clean shutdown did.
+	Boot Boot
+	Log  *slog.Logger
+	Now  func() time.Time
+}
+
+// DefaultMaxCrashes is how many crashes of its node an attempt of one chunk
+// may be in flight at before the chunk fails for good.
+const DefaultMaxCrashes = 2
+
+// Boot is a node process's start: when it started, and whether the process
+// before it on the same store ended without a clean shutdown (killed, out of
+// memory, a fatal error). An attempt the log shows started on this node
+// before At, with no outcome, was in flight when that process ended: a crash
+// if AfterCrash, an interruption otherwise.
+type Boot struct {
+	At         time.Time
+	AfterCrash bool
+}
+
+// Crashed reports whether the attempt of chunk c that the log shows running
+// was in flight on node when the process before this one crashed.
+func (b Boot) Crashed(c *Chunk, node string) bool {
+	return b.AfterCrash && c.Status == ChunkRunning && c.Node == node && !c.StartedAt.After(b.At)
 }
 
 // Actor is the JobActor: it owns one job while the job runs.
@@ -64,6 +91,9 @@ func Props(cfg Config, id string) *actor.Props {
 	if cfg.Placer == nil {
 		cfg.Placer = LocalPlacer{Node: cfg.Node, Dispatcher: cfg.Dispatcher}
 	}
+	if cfg.MaxCrashes <= 0 {
+		cfg.MaxCrashes = DefaultMaxCrashes
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Actor{cfg: cfg, id: id}
 	})
@@ -86,11 +116,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.dispatch(ctx, c)
 		}
 	case *messages.MemberLost:
-		a.memberLost(ctx, m.GetNode())
+		a.memberLost(ctx, m.GetNode(), m.GetCrashed())
 	case *messages.AttemptDeadline:
 		if c := a.current(m.GetIndex(), m.GetAttempt(), m.GetOwnerIncarnation()); c != nil {
 			node := a.placedOn[m.GetIndex()]
-			a.lose(ctx, c, m.GetAttempt(), fmt.Sprintf("node %s did not answer within %s", node, a.deadline()))
+			a.lose(ctx, c, m.GetAttempt(), fmt.Sprintf("node %s did not answer within %s", node, a.deadline()), false)
 		}
 	case *messages.RetryFinish:
 		if !a.st.Status.Terminal() {
@@ -121,12 +151,37 @@ func (a *Actor) start(ctx actor.Context) {
 		a.finish(ctx, messages.JobStatus_JOB_STATUS_CANCELLED, "")
 		return
 	}
+	a.closeInterrupted()
 	for _, c := range a.st.Chunks {
 		if !c.Terminal() {
 			a.dispatch(ctx, c)
 		}
 	}
 	a.maybeFinish(ctx)
+}
+
+// closeInterrupted records the outcome of every attempt the log shows
+// started but not ended: an earlier life of this actor (or of the node) made
+// it and nobody waits for it any more. One that ran on this node when the
+// node crashed counts towards the chunk's crash limit; one that a clean
+// shutdown stopped, or that ran on another node (its worker answers a dead
+// incarnation), is only lost.
+func (a *Actor) closeInterrupted() {
+	boot := a.cfg.Boot
+	for _, c := range a.st.Chunks {
+		if c.Status != ChunkRunning {
+			continue
+		}
+		crashed := boot.Crashed(c, a.cfg.Node)
+		why := fmt.Sprintf("node %s stopped while this chunk's attempt ran", a.cfg.Node)
+		switch {
+		case crashed:
+			why = fmt.Sprintf("node %s crashed while this chunk's attempt ran on it", a.cfg.Node)
+		case c.Node != a.cfg.Node:
+			why = fmt.Sprintf("node %s, which owns the job, restarted while this chunk's attempt ran on node %s", a.cfg.Node, c.Node)
+		}
+		a.recordLost(c, c.MaxAttempt, c.Node, why, crashed)
+	}
 }
 
 // dispatch hands the next attempt of chunk c to the dispatcher.
@@ -148,12 +203,15 @@ func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
 		metrics.ChunkRetried()
 	}
 	cr := a.st.Created
+	if c.Crashes > 0 {
+		a.cfg.Log.Info("chunk runs alone: it was in flight at a crash", "job", a.id, "chunk", index, "attempt", attempt, "node", place.Node, "crashes", c.Crashes)
+	}
 	ctx.Request(place.Dispatcher, &messages.DispatchChunk{Work: &messages.ChunkWork{
 		JobId: a.id, AccountId: cr.GetAccountId(), Range: c.Range, Attempt: attempt,
 		PdfPath: a.cfg.Store.BlobPath(a.id), Extractor: cr.GetExtractor(),
 		Prompt: cr.GetPrompt(), Schema: cr.GetSchema(), Model: cr.GetModel(), TimeoutMs: a.cfg.ChunkTimeout.Milliseconds(),
 		OwnerNode: a.cfg.Node, SourceUrl: a.cfg.SourceURL + "/" + a.id, FileSha256: cr.GetFileSha256(),
-		OwnerIncarnation: a.incarnation,
+		OwnerIncarnation: a.incarnation, Isolated: c.Crashes > 0,
 	}})
 	// A node that stops answering (stopped, cut off) would hold the chunk for
 	// ever: past a deadline the attempt is given up and placed again. The
@@ -189,37 +247,68 @@ func (a *Actor) settled(index int32) {
 }
 
 // memberLost gives up every attempt in flight on node and places it again.
-func (a *Actor) memberLost(ctx actor.Context, node string) {
+// When the node crashed (declared dead or seen restarted, not a clean leave),
+// the attempts that had started there count towards their chunk's crash limit.
+func (a *Actor) memberLost(ctx actor.Context, node string, crashed bool) {
 	for index, on := range a.placedOn {
 		if on != node {
 			continue
 		}
 		if c := a.current(index, a.inFlight[index], a.incarnation); c != nil {
-			a.lose(ctx, c, a.inFlight[index], fmt.Sprintf("node %s was lost with this chunk's attempt", node))
+			started := c.Status == ChunkRunning && c.Node == node
+			why := fmt.Sprintf("node %s was lost with this chunk's attempt", node)
+			if crashed && started {
+				why = fmt.Sprintf("node %s crashed while this chunk's attempt ran on it", node)
+			}
+			a.lose(ctx, c, a.inFlight[index], why, crashed && started)
 		}
 	}
 }
 
 // lose records that an attempt was lost with its node (it does not count
-// against the attempt limit) and places the chunk again at once.
-func (a *Actor) lose(ctx actor.Context, c *Chunk, attempt int32, why string) {
+// against the attempt limit) and places the chunk again at once, unless the
+// chunk has now failed for good.
+func (a *Actor) lose(ctx actor.Context, c *Chunk, attempt int32, why string, crashed bool) {
 	index := c.Range.GetIndex()
 	node := a.placedOn[index]
 	a.settled(index)
-	a.cfg.Log.Warn("chunk attempt lost", "job", a.id, "chunk", index, "attempt", attempt, "node", node, "why", why)
-	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
-		Index: index, Attempt: attempt, Node: node, Error: why, Lost: true,
-	}}})
-	metrics.ChunkFinished(metrics.OutcomeLost, 0)
+	if a.recordLost(c, attempt, node, why, crashed) {
+		a.maybeFinish(ctx)
+		return
+	}
+	a.dispatch(ctx, c)
+}
+
+// recordLost records that attempt of chunk c was lost with node, crashed if
+// the node crashed while the attempt ran there, and reports whether the
+// chunk failed for good: lost too often, or in flight at MaxCrashes crashes.
+func (a *Actor) recordLost(c *Chunk, attempt int32, node, why string, crashed bool) (permanent bool) {
+	index := c.Range.GetIndex()
+	lost := &messages.ChunkFailed{Index: index, Attempt: attempt, Node: node, Error: why, Lost: true, Crashed: crashed}
+	outcome := metrics.OutcomeLost
+	if crashed {
+		outcome = metrics.OutcomeCrashed
+		if c.Crashes+1 >= a.cfg.MaxCrashes {
+			lost.Permanent = true
+			lost.Error = fmt.Sprintf("the chunk was in flight when its node crashed %d times", c.Crashes+1)
+			outcome = metrics.OutcomeFailed
+		}
+	}
+	a.cfg.Log.Warn("chunk attempt lost", "job", a.id, "chunk", index, "attempt", attempt, "node", node, "why", why,
+		"crashed", crashed, "permanent", lost.Permanent)
+	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: lost}})
+	metrics.ChunkFinished(outcome, 0)
+	if lost.Permanent {
+		return true
+	}
 	if c.Lost >= maxLost {
 		a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
 			Index: index, Attempt: attempt, Node: node, Permanent: true,
 			Error: fmt.Sprintf("%s (gave up after losing %d attempts)", why, c.Lost),
 		}}})
-		a.maybeFinish(ctx)
-		return
+		return true
 	}
-	a.dispatch(ctx, c)
+	return false
 }
 
 // maxLost bounds how often one chunk's attempts may be lost with their nodes.
@@ -245,6 +334,10 @@ func (a *Actor) running(ctx actor.Context, m *messages.ChunkRunning) {
 	a.persist(&messages.JobEvent{Event: &messages.JobEvent_ChunkStarted{ChunkStarted: &messages.ChunkStarted{
 		Index: m.GetIndex(), Attempt: m.GetAttempt(), Node: m.GetNode(),
 	}}})
+	if m.GetNode() == a.cfg.Node { // test-only: a quirefault build may die here
+		c, _ := a.st.chunk(m.GetIndex())
+		fault.ChunkStarted(a.st.Created.GetFileSha256(), c.Range.GetFirstPage(), c.Range.GetLastPage())
+	}
 	if m.GetNode() != a.cfg.Node {
 		// The attempt has its own deadline and a watchdog past it.
 		a.remind(ctx, m.GetIndex(), m.GetAttempt(), a.cfg.ChunkTimeout+15*time.Second)

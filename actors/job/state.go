@@ -38,6 +38,11 @@ type Chunk struct {
 	DurationMs  int64
 	// Usage adds up what every attempt of the chunk consumed of a model.
 	Usage *messages.TokenUsage
+	// Crashes is how many attempts were in flight (started) when their node
+	// crashed; such attempts are also counted in Lost.
+	Crashes int32
+	// StartedAt is when the attempt that runs now started (status running).
+	StartedAt time.Time
 }
 
 func (c *Chunk) addUsage(u *messages.TokenUsage) {
@@ -111,7 +116,7 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 		if err != nil {
 			return err
 		}
-		c.Status, c.Attempts, c.Node = ChunkRunning, c.Attempts+1, e.ChunkStarted.GetNode()
+		c.Status, c.Attempts, c.Node, c.StartedAt = ChunkRunning, c.Attempts+1, e.ChunkStarted.GetNode(), at
 		c.MaxAttempt = max(c.MaxAttempt, e.ChunkStarted.GetAttempt())
 		if s.Status == messages.JobStatus_JOB_STATUS_QUEUED {
 			s.Status = messages.JobStatus_JOB_STATUS_RUNNING
@@ -122,6 +127,7 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 			return err
 		}
 		c.Status, c.Node, c.DurationMs, c.Error = ChunkDone, e.ChunkDone.GetNode(), e.ChunkDone.GetDurationMs(), ""
+		c.StartedAt = time.Time{}
 		c.addUsage(e.ChunkDone.GetUsage())
 		c.MaxAttempt = max(c.MaxAttempt, e.ChunkDone.GetAttempt())
 	case *messages.JobEvent_ChunkFailed:
@@ -138,8 +144,11 @@ func (s *State) Apply(ev *messages.JobEvent) error {
 		if e.ChunkFailed.GetLost() {
 			c.Lost++
 		}
+		if e.ChunkFailed.GetCrashed() {
+			c.Crashes++
+		}
 		c.Node, c.Error = e.ChunkFailed.GetNode(), e.ChunkFailed.GetError()
-		c.Status = ChunkPending
+		c.Status, c.StartedAt = ChunkPending, time.Time{}
 		if e.ChunkFailed.GetPermanent() {
 			c.Status = ChunkFailed
 		}

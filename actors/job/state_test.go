@@ -312,3 +312,90 @@ func seqOf(ev *messages.JobEvent, seq int64) *messages.JobEvent {
 	ev.Seq = seq
 	return ev
 }
+
+func (l *logBuilder) lost(i, attempt int32, crashed, permanent bool) *logBuilder {
+	return l.add(&messages.JobEvent{Event: &messages.JobEvent_ChunkFailed{ChunkFailed: &messages.ChunkFailed{
+		Index: i, Attempt: attempt, Node: "n1", Error: "node n1 crashed", Lost: true, Crashed: crashed, Permanent: permanent,
+	}}})
+}
+
+// TestReplayCountsCrashes: attempts lost with a crash of their node are
+// counted apart from other lost attempts, durably (through the store), and
+// a running chunk remembers when its attempt started.
+func TestReplayCountsCrashes(t *testing.T) {
+	const job = "0190b2a4-0000-7000-8000-000000000002"
+	at := func(seq int64) time.Time { return time.UnixMilli(1_700_000_000_000 + seq*1000) }
+	type chunk struct {
+		Status                          ChunkStatus
+		Attempts, Lost, Crashes, Failed int32
+		StartedAt                       time.Time
+	}
+	for _, tc := range []struct {
+		name string
+		log  func(l *logBuilder)
+		want chunk
+	}{
+		{"running", func(l *logBuilder) { l.started(0, 1) },
+			chunk{Status: ChunkRunning, Attempts: 1, StartedAt: at(3)}},
+		{"lost at a clean stop", func(l *logBuilder) { l.started(0, 1).lost(0, 1, false, false) },
+			chunk{Status: ChunkPending, Attempts: 1, Lost: 1, Failed: 1}},
+		{"crashed once", func(l *logBuilder) { l.started(0, 1).lost(0, 1, true, false) },
+			chunk{Status: ChunkPending, Attempts: 1, Lost: 1, Crashes: 1, Failed: 1}},
+		{"crashed, running again", func(l *logBuilder) { l.started(0, 1).lost(0, 1, true, false).started(0, 2) },
+			chunk{Status: ChunkRunning, Attempts: 2, Lost: 1, Crashes: 1, Failed: 1, StartedAt: at(5)}},
+		{"crashed twice: failed for good", func(l *logBuilder) {
+			l.started(0, 1).lost(0, 1, true, false).started(0, 2).lost(0, 2, true, true)
+		}, chunk{Status: ChunkFailed, Attempts: 2, Lost: 2, Crashes: 2, Failed: 2}},
+		{"a crash, a clean stop, then done", func(l *logBuilder) {
+			l.started(0, 1).lost(0, 1, true, false).started(0, 2).lost(0, 2, false, false).started(0, 3).done(0, 3)
+		}, chunk{Status: ChunkDone, Attempts: 3, Lost: 2, Crashes: 1, Failed: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := (&logBuilder{job: job}).created(3, 3).planned(3, 3)
+			tc.log(l)
+			store := openStore(t)
+			if err := store.AppendJobEvents(l.evs...); err != nil {
+				t.Fatal(err)
+			}
+			back, err := store.JobEvents(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := Replay(back)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := st.Chunks[0]
+			got := chunk{Status: c.Status, Attempts: c.Attempts, Lost: c.Lost, Crashes: c.Crashes, Failed: c.Failures, StartedAt: c.StartedAt}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("chunk 0 (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBootCrashed: only an attempt that ran on this node, and had started
+// before this process did, is blamed on the crash of the process before.
+func TestBootCrashed(t *testing.T) {
+	boot := time.UnixMilli(1_700_000_100_000)
+	running := func(node string, started time.Time) *Chunk {
+		return &Chunk{Status: ChunkRunning, Node: node, StartedAt: started}
+	}
+	for _, tc := range []struct {
+		name string
+		boot Boot
+		c    *Chunk
+		want bool
+	}{
+		{"ran here when it crashed", Boot{At: boot, AfterCrash: true}, running("n1", boot.Add(-time.Second)), true},
+		{"same millisecond as the start", Boot{At: boot, AfterCrash: true}, running("n1", boot), true},
+		{"clean stop before", Boot{At: boot}, running("n1", boot.Add(-time.Second)), false},
+		{"ran on another node", Boot{At: boot, AfterCrash: true}, running("n2", boot.Add(-time.Second)), false},
+		{"started in this process", Boot{At: boot, AfterCrash: true}, running("n1", boot.Add(time.Second)), false},
+		{"not running", Boot{At: boot, AfterCrash: true}, &Chunk{Status: ChunkPending, Node: "n1"}, false},
+	} {
+		if got := tc.boot.Crashed(tc.c, "n1"); got != tc.want {
+			t.Errorf("%s: Crashed = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

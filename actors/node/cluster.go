@@ -203,7 +203,10 @@ func (n *Node) watchMembers(ctx context.Context) {
 			if m.RemoteAddr == e.Address && m.Name != n.cfg.Name {
 				n.cfg.Log.Warn("connection to member lost; its chunks are placed again", "member", m.Name)
 				n.placer.forget(m.Name, true)
-				n.tellJobs(&messages.MemberLost{Node: m.Name})
+				// A member that stops cleanly drains and leaves first: one
+				// that was neither draining nor leaving crashed (or was cut
+				// off), and the attempts that had started there count.
+				n.tellJobs(&messages.MemberLost{Node: m.Name, Crashed: !m.Draining && !m.Leaving})
 			}
 		}
 	})
@@ -221,7 +224,8 @@ func (n *Node) watchMembers(ctx context.Context) {
 			case cluster.EventFailed, cluster.EventLeft, cluster.EventRestarted:
 				n.cfg.Log.Warn("member gone; its chunks are placed again", "member", ev.Member.Name, "event", ev.Kind.String())
 				n.placer.forget(ev.Member.Name, false)
-				n.tellJobs(&messages.MemberLost{Node: ev.Member.Name})
+				// Dead or restarted is a crash; a clean leave is not.
+				n.tellJobs(&messages.MemberLost{Node: ev.Member.Name, Crashed: ev.Kind != cluster.EventLeft})
 				n.system.Root.Send(n.dispatcher, &messages.MemberLost{Node: ev.Member.Name})
 				if ev.Kind == cluster.EventRestarted {
 					n.placer.back(ev.Member.Name)

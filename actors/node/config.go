@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/quirehq/quire/actors/extract"
+	"github.com/quirehq/quire/actors/job"
 	"github.com/quirehq/quire/actors/pdf"
 	"github.com/quirehq/quire/cluster/peer"
 	"github.com/quirehq/quire/cluster/pki"
@@ -33,6 +34,10 @@ type Config struct {
 	MaxActiveJobs int
 	// IdempotencyTTL is how long an Idempotency-Key names the job it made.
 	IdempotencyTTL time.Duration
+	// MaxChunkCrashes: a chunk in flight at this many crashes of the node
+	// running it fails for good and its pages are refunded (job.Boot says
+	// what counts as a crash).
+	MaxChunkCrashes int
 	// Cluster: all empty for a node on its own.
 	GossipAddr    string   // memberlist bind address (host:port)
 	RemoteAddr    string   // actor-system (gRPC) address (host:port)
@@ -71,6 +76,9 @@ const (
 	DefaultIdempotencyTTL = 24 * time.Hour
 )
 
+// DefaultMaxChunkCrashes is --max-chunk-crashes.
+const DefaultMaxChunkCrashes = job.DefaultMaxCrashes
+
 func (c *Config) setDefaults() {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
@@ -86,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxChunkCrashes == 0 {
+		c.MaxChunkCrashes = DefaultMaxChunkCrashes
 	}
 	if c.ChunkTimeout == 0 {
 		c.ChunkTimeout = DefaultChunkTimeout
@@ -130,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts must be at least 1 (got %d)", c.MaxAttempts))
+	}
+	if c.MaxChunkCrashes < 1 {
+		errs = append(errs, fmt.Errorf("max chunk crashes must be at least 1 (got %d)", c.MaxChunkCrashes))
 	}
 	if c.GossipAddr != "" && (c.RemoteAddr == "" || c.HTTPURL == "" || c.PeerAddr == "" || c.Peer == nil) {
 		errs = append(errs, errors.New("a clustered node (gossip address set) needs a remote address, its HTTP URL, a peer address and a peer client"))

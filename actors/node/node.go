@@ -102,6 +102,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		ChunkTimeout: cfg.ChunkTimeout, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		Log: cfg.Log.With("component", "job"), Now: cfg.Now,
 	}
+	n.jobCfg.MaxCrashes = int32(cfg.MaxChunkCrashes)
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	if cfg.GossipAddr != "" {
@@ -146,6 +147,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		go func() { defer n.wg.Done(); n.checkLedgerEvery(bg, ledgerCheckEvery) }()
 	}
 	n.registerMetrics()
+	// Recorded last, once nothing can fail the start but recovery (which
+	// closes the node, a clean stop), so that a start that fails is not
+	// taken for a crash by the next one.
+	n.jobCfg.Boot = n.beginRun()
 	if err := n.recover(); err != nil {
 		n.Close()
 		return nil, err
@@ -153,8 +158,28 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// beginRun records that this process uses the store and says whether the
+// process before it crashed: that decides how the attempts it left running
+// count (job.Boot). Close records a clean stop.
+func (n *Node) beginRun() job.Boot {
+	boot := job.Boot{At: n.cfg.Now()}
+	afterCrash, err := n.cfg.Store.BeginRun(boot.At)
+	if err != nil {
+		// Not a reason not to serve (a full disk, say).
+		n.cfg.Log.Error("could not record the start; a crash of this process may go uncounted", "err", err)
+	}
+	if afterCrash {
+		n.cfg.Log.Warn("the previous process on this data dir crashed; chunks it was running count as crashed",
+			"max_chunk_crashes", n.cfg.MaxChunkCrashes)
+	}
+	boot.AfterCrash = afterCrash
+	return boot
+}
+
 // recover resumes every job that has not finished, and removes PDFs that
-// belong to no running job.
+// belong to no running job. It never waits on a job: each JobActor resumes
+// on its own, and a job that cannot resume is logged, not a reason for the
+// node not to serve.
 func (n *Node) recover() error {
 	active, err := n.cfg.Store.ActiveJobs()
 	if err != nil {
@@ -164,7 +189,7 @@ func (n *Node) recover() error {
 	for _, id := range active {
 		running[id] = true
 		if _, err := n.spawnJob(id); err != nil {
-			return err
+			n.cfg.Log.Error("job not resumed", "job", id, "err", err)
 		}
 	}
 	if len(active) > 0 {
@@ -177,7 +202,8 @@ func (n *Node) recover() error {
 	for _, id := range blobs {
 		if !running[id] {
 			if err := n.cfg.Store.RemoveBlob(id); err != nil {
-				return err
+				n.cfg.Log.Warn("remove pdf of no running job", "job", id, "err", err)
+				continue
 			}
 			n.cfg.Log.Info("removed pdf of no running job", "job", id)
 		}
@@ -256,6 +282,10 @@ func (n *Node) Close() {
 		n.remote.Shutdown(true)
 	}
 	n.system.Shutdown()
+	// Nothing of this node writes any more: a clean stop, not a crash.
+	if err := n.cfg.Store.EndRun(); err != nil {
+		n.cfg.Log.Error("record the clean stop", "err", err)
+	}
 }
 
 // Name is the node's name.

@@ -567,6 +567,18 @@ func TestClusterWorkerKilled(t *testing.T) {
 		}
 	}
 	checkNoLostResult(t, owner, j.ID, lost)
+	// A worker killed (not drained, not leaving) crashed: the attempts that
+	// had started on it count towards --max-chunk-crashes (once each here).
+	crashed := 0
+	for _, rec := range lostRecs {
+		if rec.Attrs["crashed"] == "true" {
+			crashed++
+			if rec.Attrs["permanent"] != "false" {
+				t.Errorf("one crash of %s failed a chunk for good: %v", victim.name, rec.Attrs)
+			}
+		}
+	}
+	t.Logf("of the %d attempts lost with %s, %d had started there and were counted as crashed", len(lost), victim.name, crashed)
 	since := func(at time.Time) time.Duration { return at.Sub(killed).Round(time.Millisecond) }
 	dropped := owner.logRecords(t, "connection to member lost; its chunks are placed again", map[string]string{"member": victim.name})
 	if len(dropped) == 0 {
@@ -753,6 +765,10 @@ func TestClusterRollingRestart(t *testing.T) {
 			final, _ := o.cl.waitTerminal(t, j, clusterJobTimeout)
 			r := checkCompleted(t, o.cl, final, pages, c.names())
 			t.Logf("job %s on %s: retries %d, chunks by node %v", j.ID, o.node.name, final.Retries, tally(r))
+			// SIGTERM is a clean stop (drain, leave): never a crash.
+			if recs := o.node.logRecords(t, "chunk attempt lost", map[string]string{"job": j.ID, "crashed": "true"}); len(recs) > 0 {
+				t.Errorf("job %s: %d attempts counted as crashed in a rolling restart (SIGTERM), want none: %v", j.ID, len(recs), recs[0].Attrs)
+			}
 		}
 		checkAccount(t, o.cl, granted, int64(pages*len(o.jobs)))
 	}

@@ -61,25 +61,50 @@ func quireBinary(tb testing.TB) string {
 		tb.Skip("e2e: skipped with -short (it builds and runs the real binary)")
 	}
 	build.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			build.err = fmt.Errorf("the go tool is not on PATH: %w", err)
-			return
-		}
-		bin := filepath.Join(build.dir, "quire")
-		cmd := exec.Command(goTool, "build", "-o", bin, ".")
-		cmd.Env = childEnv()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %w\n%s", err, out)
-			return
-		}
-		build.bin = bin
+		build.bin, build.err = goBuild(filepath.Join(build.dir, "quire"))
 	})
 	if build.err != nil {
 		tb.Fatalf("e2e: build quire: %v", build.err)
 	}
 	return build.bin
+}
+
+// faultBuild is the quirefault build of quire (internal/fault).
+var faultBuild struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// quireFaultBinary builds quire with the quirefault tag, once per test run:
+// a binary with the test-only fault hooks of internal/fault.
+func quireFaultBinary(tb testing.TB) string {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("e2e: skipped with -short (it builds and runs the real binary)")
+	}
+	faultBuild.once.Do(func() {
+		faultBuild.bin, faultBuild.err = goBuild(filepath.Join(build.dir, "quire-fault"), "-tags", "quirefault")
+	})
+	if faultBuild.err != nil {
+		tb.Fatalf("e2e: build quire -tags quirefault: %v", faultBuild.err)
+	}
+	return faultBuild.bin
+}
+
+// goBuild builds this directory's binary into bin with more go build flags.
+func goBuild(bin string, flags ...string) (string, error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("the go tool is not on PATH: %w", err)
+	}
+	cmd := exec.Command(goTool, append(append([]string{"build", "-o", bin}, flags...), ".")...)
+	cmd.Env = childEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // childEnv is the test's environment without QUIRE_* variables: every serve
@@ -298,6 +323,7 @@ type nodeOptions struct {
 	// noGossipKey starts a clustered node (--gossip-addr) without the test's
 	// gossip key; by default it gets --gossip-key-file gossipKeyFile(tb).
 	noGossipKey bool
+	bin         string // the binary; default quireBinary
 }
 
 // gossipKeyFiles holds each test's gossip key file: every test cluster has
@@ -345,8 +371,11 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 	}
 	o = o.withGossipKey(tb)
 	o.args = secureClusterArgs(tb, o.name, o.args)
+	if o.bin == "" {
+		o.bin = quireBinary(tb)
+	}
 	n := &testNode{
-		tb: tb, bin: quireBinary(tb), name: o.name,
+		tb: tb, bin: o.bin, name: o.name,
 		addr: o.addr, dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: o.args,
 		env:  o.env,
 		http: &http.Client{Timeout: 2 * time.Minute},
@@ -480,6 +509,14 @@ func keys(m map[string]string) []string {
 // for GET /readyz to answer 200.
 func (n *testNode) start() {
 	n.tb.Helper()
+	n.launch()
+	n.waitReady(60 * time.Second)
+}
+
+// launch starts the process (again, on the same data dir and port) and does
+// not wait for it to be ready.
+func (n *testNode) launch() {
+	n.tb.Helper()
 	n.starts++
 	args := append([]string{"serve",
 		"--http-addr", n.addr, "--data-dir", n.dataDir, "--node-name", n.name,
@@ -501,7 +538,6 @@ func (n *testNode) start() {
 		stderr.Close()
 		close(exited)
 	}()
-	n.waitReady(60 * time.Second)
 }
 
 func (n *testNode) openLog(stream string) *os.File {

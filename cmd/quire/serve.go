@@ -79,6 +79,8 @@ type serveFlags struct {
 	pdfMemoryLimitMB int
 	maxPageTextKB    int
 	maxChunkOutputMB int
+	// Poison jobs: --max-chunk-crashes (README, "Chunks that crash their node").
+	maxChunkCrashes int
 }
 
 func newServeCmd() *cobra.Command {
@@ -114,6 +116,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.IntVar(&f.maxPages, "max-pages", 20000, "largest page count a job may have (0: no limit)")
 	fl.IntVar(&f.maxAttempts, "max-attempts", node.DefaultMaxAttempts, "attempts per chunk before it fails for good")
 	fl.DurationVar(&f.chunkTimeout, "chunk-timeout", node.DefaultChunkTimeout, "deadline of one attempt at one chunk")
+	fl.IntVar(&f.maxChunkCrashes, "max-chunk-crashes", node.DefaultMaxChunkCrashes, "a chunk in flight at this many crashes of the node running it fails for good (pages refunded)")
 	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (default: QUIRE_ADMIN_TOKEN, else generated)")
 	fl.BoolVar(&f.demo, "demo", true, "on first start, create a demo account and print its key")
 	fl.Int64Var(&f.demoCredits, "demo-credits", 100000, "credits of the demo account")
@@ -242,6 +245,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		GossipKeys:    gossipKeys,
 		PeerAddr: security.peerAddr, TLS: security.tls, Peer: peers,
 		MaxActiveJobs: f.maxActiveJobs, IdempotencyTTL: f.idempotencyTTL,
+		MaxChunkCrashes: f.maxChunkCrashes,
 	})
 	if err != nil {
 		return err
