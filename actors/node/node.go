@@ -33,11 +33,11 @@ type Node struct {
 	// gossip is cluster, for the actor port's connection checks, which
 	// start before it is set (remote_tls.go).
 	gossip atomic.Pointer[cluster.Cluster]
-	placer     *placer          // nil unless clustered
-	stop       context.CancelFunc
-	wg         sync.WaitGroup
-	auth       authCache   // keys a remote ledger accepted (fallback while it is down)
-	meters     nodeMetrics // what /metrics reads of this node (metrics.go)
+	placer *placer // nil unless clustered
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	auth   authCache   // keys a remote ledger accepted (fallback while it is down)
+	meters nodeMetrics // what /metrics reads of this node (metrics.go)
 
 	rollout rolloutState // the cluster's rollout policy as last read (rollout.go)
 
