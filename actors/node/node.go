@@ -30,16 +30,17 @@ type Node struct {
 	jobCfg     job.Config
 	remote     *remote.Remote   // nil unless clustered
 	cluster    *cluster.Cluster // nil unless clustered
+	placer     *placer          // nil unless clustered
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
+	auth       authCache   // keys a remote ledger accepted (fallback while it is down)
+	meters     nodeMetrics // what /metrics reads of this node (metrics.go)
+
+	rollout rolloutState // the cluster's rollout policy as last read (rollout.go)
+
 	// gossip is cluster, for the actor port's connection checks, which
 	// start before it is set (remote_tls.go).
 	gossip atomic.Pointer[cluster.Cluster]
-	placer *placer // nil unless clustered
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
-	auth   authCache   // keys a remote ledger accepted (fallback while it is down)
-	meters nodeMetrics // what /metrics reads of this node (metrics.go)
-
-	rollout rolloutState // the cluster's rollout policy as last read (rollout.go)
 
 	pending struct {
 		sync.Mutex
