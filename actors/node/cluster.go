@@ -46,7 +46,7 @@ const InternalPDFPath = "/internal/v1/jobs"
 
 // startRemote starts the actor system's gRPC endpoint. With cluster
 // credentials it is mutual TLS against the cluster CA both ways (remote_tls.go).
-func startRemote(system *actor.ActorSystem, addr string, creds *pki.TLS, log *slog.Logger) (*remote.Remote, error) {
+func startRemote(system *actor.ActorSystem, addr string, creds *pki.TLS, addrOf func(node string) (string, bool), log *slog.Logger) (*remote.Remote, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("node: --remote-addr %q: %w", addr, err)
@@ -59,7 +59,7 @@ func startRemote(system *actor.ActorSystem, addr string, creds *pki.TLS, log *sl
 	// Setting dial options replaces the default insecure credentials.
 	dialCreds := insecure.NewCredentials()
 	if creds != nil {
-		serverOpts = append(serverOpts, remoteServerSecurity(creds, log)...)
+		serverOpts = append(serverOpts, remoteServerSecurity(creds, addrOf, log)...)
 		dialCreds = credentials.NewTLS(creds.Client())
 	}
 	r := remote.NewRemote(system, remote.Configure(host, port,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -36,6 +37,10 @@ type Node struct {
 	meters     nodeMetrics // what /metrics reads of this node (metrics.go)
 
 	rollout rolloutState // the cluster's rollout policy as last read (rollout.go)
+
+	// gossip is cluster, for the actor port's connection checks, which
+	// start before it is set (remote_tls.go).
+	gossip atomic.Pointer[cluster.Cluster]
 
 	pending struct {
 		sync.Mutex
@@ -73,7 +78,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, system: system}
 	// Remote first: PIDs made before it starts would not carry its address.
 	if cfg.RemoteAddr != "" {
-		r, err := startRemote(system, cfg.RemoteAddr, cfg.TLS, cfg.Log.With("component", "remote"))
+		r, err := startRemote(system, cfg.RemoteAddr, cfg.TLS, n.remoteAddrOf, cfg.Log.With("component", "remote"))
 		if err != nil {
 			return nil, err
 		}
@@ -131,6 +136,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("node: join the cluster: %w", err)
 		}
 		n.cluster = c
+		n.gossip.Store(c)
 		n.placer = newPlacer(c, cfg.Name, dispatcherPID)
 		n.jobCfg.Placer = n.placer
 		n.wg.Add(2)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +14,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 )
 
 // nodeFlag is the value of --flag in a node's arguments.
@@ -145,6 +153,15 @@ func TestSecureCluster(t *testing.T) {
 		t.Errorf("peer port: is %s n2's job? %s, want 204", j.ID, res.Status)
 	}
 
+	// n1's certificate speaks for n1's actor address, not for n3's.
+	n2Actor := flagValue(t, n2, "--remote-addr")
+	if err := connectAs(t, n2Actor, member, flagValue(t, n3, "--remote-addr")); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("n1's certificate claiming n3's address: %v, want PermissionDenied", err)
+	}
+	if err := connectAs(t, n2Actor, member, flagValue(t, n1, "--remote-addr")); err != nil {
+		t.Errorf("n1's certificate claiming n1's address: %v, want a ConnectResponse", err)
+	}
+
 	// Each node knows, from the certificate, which member connected: the
 	// ledger's node (n1) is asked by both others every second.
 	for _, n := range c.nodes {
@@ -159,6 +176,38 @@ func TestSecureCluster(t *testing.T) {
 			t.Errorf("n1 logged actor connections from %v, want n2 and n3", peers)
 		}
 	}
+}
+
+// connectAs opens an actor stream to addr with cfg's certificate and sends
+// the ConnectRequest of a node at claimed; it returns the server's answer
+// (nil error: a ConnectResponse).
+func connectAs(tb testing.TB, addr string, cfg *tls.Config, claimed string) error {
+	tb.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(tb.Context(), 20*time.Second)
+	defer cancel()
+	stream, err := remote.NewRemotingClient(conn).Receive(ctx)
+	if err != nil {
+		return err
+	}
+	err = stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_ConnectRequest{ConnectRequest: &remote.ConnectRequest{
+		ConnectionType: &remote.ConnectRequest_ServerConnection{ServerConnection: &remote.ServerConnection{SystemId: "e2e-" + claimed, Address: claimed}},
+	}}})
+	if err != nil {
+		return err
+	}
+	msg, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if msg.GetConnectResponse() == nil {
+		return fmt.Errorf("answer %v, not a ConnectResponse", msg)
+	}
+	return nil
 }
 
 // TestClusterNeedsTLSOrInsecure: a node given --gossip-addr or --join
