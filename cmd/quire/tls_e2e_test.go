@@ -154,11 +154,11 @@ func TestSecureCluster(t *testing.T) {
 	}
 
 	// n1's certificate speaks for n1's actor address, not for n3's.
-	n2Actor := flagValue(t, n2, "--remote-addr")
-	if err := connectAs(t, n2Actor, member, flagValue(t, n3, "--remote-addr")); status.Code(err) != codes.PermissionDenied {
+	n2Actor := nodeFlag(t, n2, "--remote-addr")
+	if err := connectAs(t, n2Actor, member, nodeFlag(t, n3, "--remote-addr")); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("n1's certificate claiming n3's address: %v, want PermissionDenied", err)
 	}
-	if err := connectAs(t, n2Actor, member, flagValue(t, n1, "--remote-addr")); err != nil {
+	if err := connectAs(t, n2Actor, member, nodeFlag(t, n1, "--remote-addr")); err != nil {
 		t.Errorf("n1's certificate claiming n1's address: %v, want a ConnectResponse", err)
 	}
 
