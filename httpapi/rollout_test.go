@@ -31,8 +31,16 @@ const testAdminToken = "qa_rollout-test"
 // extractor, ledger), served on a loopback port.
 func rolloutServer(tb testing.TB) (*httptest.Server, *node.Node) {
 	tb.Helper()
+	srv, n, _ := apiServer(tb, httpapi.Config{})
+	return srv, n
+}
+
+// apiServer is rolloutServer with cfg's limits, and the node's data dir.
+func apiServer(tb testing.TB, cfg httpapi.Config) (*httptest.Server, *node.Node, string) {
+	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
-	store, err := persistence.Open(tb.TempDir(), log)
+	dir := tb.TempDir()
+	store, err := persistence.Open(dir, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -50,11 +58,10 @@ func rolloutServer(tb testing.TB) (*httptest.Server, *node.Node) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(n.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{
-		Backend: n, AdminToken: testAdminToken, MaxUploadBytes: 64 << 20, Log: log,
-	}))
+	cfg.Backend, cfg.AdminToken, cfg.MaxUploadBytes, cfg.Log = n, testAdminToken, 64<<20, log
+	srv := httptest.NewServer(httpapi.New(cfg))
 	tb.Cleanup(srv.Close)
-	return srv, n
+	return srv, n, dir
 }
 
 func call(tb testing.TB, srv *httptest.Server, token, method, path string, body io.Reader, ct string) *http.Response {
