@@ -36,6 +36,14 @@ type uploadForm struct {
 // readUpload streams the multipart body of ctx, an upload of acct. On
 // error, whatever was received is removed.
 func (a *API) readUpload(ctx huma.Context, acct *messages.Account) (f *uploadForm, err error) {
+	defer func() {
+		if err != nil {
+			// The rest of a refused body is not read, not even the 256 KiB
+			// net/http would otherwise wait for before answering: a stalled
+			// client gets its answer now.
+			ctx.SetHeader("Connection", "close")
+		}
+	}()
 	max := a.cfg.MaxUploadBytes
 	if cl := ctx.Header("Content-Length"); cl != "" && max > 0 {
 		if n, perr := strconv.ParseInt(cl, 10, 64); perr == nil && n > max+maxFieldBytes*4 {
