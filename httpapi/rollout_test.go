@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -85,19 +84,7 @@ func call(tb testing.TB, srv *httptest.Server, token, method, path string, body 
 
 func form(tb testing.TB, file []byte) (*bytes.Buffer, string) {
 	tb.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	part, err := mw.CreateFormFile("file", "doc.pdf")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := part.Write(file); err != nil {
-		tb.Fatal(err)
-	}
-	if err := mw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return &buf, mw.FormDataContentType()
+	return uploadForm(tb, file, "doc.pdf", nil) // limits_test.go
 }
 
 // counters reads the rollout series of /metrics: name{labels} -> value.
