@@ -159,3 +159,31 @@ func TestSchemaCompiledOncePerJob(t *testing.T) {
 		t.Errorf("%d compiled schemas kept, want at most %d", n, schemaCacheSize)
 	}
 }
+
+// BenchmarkSchema compares compiling a job's schema with finding it in the
+// Extractor's cache, as every chunk attempt after the first now does.
+func BenchmarkSchema(b *testing.B) {
+	b.Run("compile", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := compileSchema(answerSchema); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("refuse 9,000 deep", func(b *testing.B) {
+		deep := strings.Repeat(`{"a":`, 9000) + "{}" + strings.Repeat("}", 9000)
+		for b.Loop() {
+			if _, err := compileSchema(deep); err == nil {
+				b.Fatal("a schema 9,000 deep compiled")
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		var c schemaCache
+		for b.Loop() {
+			if _, err := c.get(answerSchema); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
