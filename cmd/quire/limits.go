@@ -30,6 +30,14 @@ func (f *serveFlags) validateHTTPLimits() error {
 	return nil
 }
 
+// warnHTTPLimits logs the limits that are allowed but defeat their purpose.
+func (f *serveFlags) warnHTTPLimits(log *slog.Logger) {
+	if f.maxUploadsPerAccount > 0 && f.maxConcurrentUploads > 0 && f.maxUploadsPerAccount >= f.maxConcurrentUploads {
+		log.Warn("--max-uploads-per-account is not below --max-concurrent-uploads: one account can take every upload slot",
+			"max_uploads_per_account", f.maxUploadsPerAccount, "max_concurrent_uploads", f.maxConcurrentUploads)
+	}
+}
+
 // checkAdminToken refuses an admin token shorter than minAdminToken; from
 // names where it came from.
 func checkAdminToken(token, from string) error {

@@ -185,6 +185,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if err := f.validateHTTPLimits(); err != nil {
 		return err
 	}
+	f.warnHTTPLimits(log)
 	conns := httpapi.NewConnLimiter(maxConnections(f.maxConnections, raiseOpenFileLimit(log), log)) // limits.go
 	store, err := persistence.Open(f.dataDir, log.With("component", "store"))
 	if err != nil {
