@@ -336,3 +336,48 @@ func FuzzMultipartUpload(f *testing.F) {
 		}
 	})
 }
+
+// TestInvalidUTF8Requests: a JSON body, a query or a path that is not
+// valid UTF-8 is 422 and changes nothing (encoding/json would have stored
+// U+FFFD in its place).
+func TestInvalidUTF8Requests(t *testing.T) {
+	srv, n, _ := apiServer(t, httpapi.Config{})
+	id, key := limitsAccount(t, n, "utf8")
+	before := balance(t, n, id)
+	for _, tc := range []struct {
+		name, token, method, path, body, detail string
+	}{
+		{"account name", testAdminToken, http.MethodPost, "/v1/admin/accounts", "{\"name\":\"\xff\",\"credits\":5}", "the JSON body"},
+		{"grant reason", testAdminToken, http.MethodPost, "/v1/admin/accounts/" + id + "/credits", "{\"amount\":5,\"reason\":\"gift \xc3\"}", "the JSON body"},
+		{"query", key, http.MethodGet, "/v1/jobs?cursor=%FF", "", "the query"},
+		{"path", key, http.MethodGet, "/v1/jobs/%FF%FE", "", "the path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, srv.URL+tc.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			if body != nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			if detail := wantProblem(t, send(t, srv.URL, req), http.StatusUnprocessableEntity); !strings.Contains(detail, tc.detail) {
+				t.Errorf("422 detail %q, want it to name %s", detail, tc.detail)
+			}
+		})
+	}
+	if after := balance(t, n, id); !proto.Equal(before, after) {
+		t.Errorf("refused requests moved credits: %v -> %v", before, after)
+	}
+	accts, err := n.Store().AccountSeq()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accts != 1 {
+		t.Errorf("%d accounts after a refused creation, want 1", accts)
+	}
+}

@@ -151,6 +151,10 @@ func New(cfg Config) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	if !checkUTF8(sw, r) { // utf8.go
+		a.countRequest(r, sw.status, time.Since(start))
+		return
+	}
 	if !a.forward(sw, r) {
 		a.mux.ServeHTTP(sw, r)
 	}
