@@ -143,7 +143,7 @@ func (d *dashboard) serveUpload(w http.ResponseWriter, r *http.Request, _ caller
 		writeProblem(w, http.StatusServiceUnavailable, "the async path is switched off for now (rollout policy: async_enabled=false)", asyncOffRetryAfter)
 		return
 	}
-	form, err := d.a.readUpload(humago.NewContext(nil, r, w))
+	form, err := d.a.readUpload(humago.NewContext(nil, r, w), acct)
 	if err != nil {
 		d.fail(w, err)
 		return

@@ -112,10 +112,18 @@ func (d *dashboard) session(r *http.Request) string {
 }
 
 // adminBearer reports whether the request carries the admin token as a
-// bearer credential (scripts may read the data endpoints that way).
+// bearer credential (scripts may read the data endpoints that way); a
+// wrong one counts as a failed login of the client's address.
 func (d *dashboard) adminBearer(r *http.Request) bool {
 	token, ok := bearer(r.Header.Get("Authorization"))
-	return ok && d.adminToken(token)
+	if !ok {
+		return false
+	}
+	if !d.adminToken(token) {
+		d.a.logins.failed(clientAddr(r.RemoteAddr))
+		return false
+	}
+	return true
 }
 
 // adminToken compares token with the admin token in constant time.
@@ -163,7 +171,14 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Next = safeNext(r.PostForm.Get("next"))
+	if blocked, wait := d.a.logins.blocked(clientAddr(r.RemoteAddr)); blocked {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		v.Error = loginThrottledDetail(wait)
+		d.render(w, http.StatusTooManyRequests, "login.html", v)
+		return
+	}
 	if !d.adminToken(strings.TrimSpace(r.PostForm.Get("token"))) {
+		d.a.logins.failed(clientAddr(r.RemoteAddr))
 		d.log.Warn("dashboard login refused", "remote", r.RemoteAddr)
 		v.Error = "that is not the admin token"
 		d.render(w, http.StatusUnauthorized, "login.html", v)
@@ -211,6 +226,9 @@ const (
 func (d *dashboard) data(h func(w http.ResponseWriter, r *http.Request, who caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		if _, ok := bearer(r.Header.Get("Authorization")); ok && d.a.throttledLogin(w, r) {
+			return
+		}
 		who := callerNone
 		switch {
 		case r.Header.Get(ForwardedHeader) != "" && d.a.clusterAuth(r):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -48,7 +49,8 @@ func problem(log *slog.Logger, err error) error {
 		errors.Is(err, ledger.ErrUnknownAccount):
 		return huma.Error422UnprocessableEntity(clean(err))
 	case errors.Is(err, ledger.ErrUnavailable), errors.Is(err, node.ErrUnavailable):
-		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(clean(err)), http.Header{"Retry-After": {"5"}})
+		log.Warn("request failed: unavailable", "err", err)
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(unavailableDetail), http.Header{"Retry-After": {"5"}})
 	case errors.Is(err, context.Canceled):
 		return huma.NewError(499, "the client closed the request")
 	}
@@ -56,10 +58,28 @@ func problem(log *slog.Logger, err error) error {
 	return huma.Error500InternalServerError("internal error; the request was not applied")
 }
 
+// unavailableDetail is the fixed detail of a 503 for a part of the cluster
+// that does not answer; what failed goes to the log, not to the client.
+const unavailableDetail = "the cluster's ledger or a node it needs does not answer now; retry in a moment"
+
+// maxDetail bounds the detail of a problem made from an error.
+const maxDetail = 500
+
 // clean strips the package prefixes of wrapped sentinel errors for people:
 // "node: invalid request: pdf: the file is empty" reads "the file is empty".
+// It keeps the first line only, and nothing from "wasm error" on: a problem
+// never carries a stack trace or the reader's internals.
 func clean(err error) string {
 	msg := err.Error()
+	if i := strings.IndexAny(msg, "\r\n"); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.Index(msg, "wasm error"); i >= 0 {
+		msg = strings.TrimRight(msg[:i], ": ")
+	}
+	if len(msg) > maxDetail {
+		msg = strings.ToValidUTF8(msg[:maxDetail], "") + "..."
+	}
 	for {
 		trimmed := false
 		for _, p := range []string{"node: invalid request: ", "node: ", "pdf: ", "ledger: insufficient credits: ",

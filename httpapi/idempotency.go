@@ -178,8 +178,9 @@ func (a *API) replayedJob(ctx context.Context, hctx huma.Context, account string
 	if base == "" { // the owner is not a live member now, or moved: ask them all
 		var err error
 		if base, err = a.owner(ctx, id, peers); err != nil {
+			a.cfg.Log.Warn("idempotency: find the job's node", "job", id, "err", err)
 			return nil, huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(
-				"the job of this "+IdempotencyKeyHeader+" is on another node, which cannot be asked now: "+err.Error()),
+				"the job of this "+IdempotencyKeyHeader+" is on another node, which cannot be asked now"),
 				http.Header{"Retry-After": {"5"}})
 		}
 		if base == "" {
@@ -194,8 +195,9 @@ func (a *API) replayedJob(ctx context.Context, hctx huma.Context, account string
 // fetchJob reads GET /v1/jobs/{id} on another node (its peer port) as the caller.
 func (a *API) fetchJob(ctx context.Context, hctx huma.Context, peerAddr, id string) (*Job, error) {
 	unavailable := func(err error) error {
+		a.cfg.Log.Warn("idempotency: ask the job's node", "job", id, "err", err)
 		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(
-			"the job of this "+IdempotencyKeyHeader+" is on another node, which did not answer: "+err.Error()),
+			"the job of this "+IdempotencyKeyHeader+" is on another node, which did not answer"),
 			http.Header{"Retry-After": {"5"}})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -82,7 +82,7 @@ func addJobRoutes(a *API) {
 		if _, err := idempotencyKey(in.hctx); err != nil { // before the body is read
 			return nil, err
 		}
-		form, err := a.readUpload(in.hctx)
+		form, err := a.readUpload(in.hctx, acct)
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)
 		}

@@ -23,7 +23,9 @@ import (
 //
 // Uploads: at most --max-concurrent-uploads request bodies are received at
 // once on a node; one more is answered 503 with Retry-After before its body
-// is read, so a burst cannot fill the disk or the memory.
+// is read, so a burst cannot fill the disk or the memory. Of these, one
+// account may have at most --max-uploads-per-account; one more of its own
+// is answered 429 with Retry-After, also before its body is read.
 
 const (
 	// limiterIdle is how long an account's bucket is kept after its last
@@ -169,6 +171,53 @@ func (g uploadGate) tryAcquire() (release func(), ok bool) {
 	default:
 		return nil, false
 	}
+}
+
+// accountUploads bounds the uploads a node receives at once for each
+// account, below the node's bound: one account's slow or stalled uploads
+// leave room for the others'.
+type accountUploads struct {
+	max int // <= 0: no bound
+	mu  struct {
+		sync.Mutex
+		n map[string]int // account id -> uploads being received
+	}
+}
+
+func newAccountUploads(max int) *accountUploads {
+	g := &accountUploads{max: max}
+	g.mu.n = map[string]int{}
+	return g
+}
+
+// tryAcquire takes one of the account's slots without waiting; release
+// gives it back.
+func (g *accountUploads) tryAcquire(account string) (release func(), ok bool) {
+	if g.max <= 0 {
+		return func() {}, true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mu.n[account] >= g.max {
+		return nil, false
+	}
+	g.mu.n[account]++
+	return sync.OnceFunc(func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.mu.n[account]--; g.mu.n[account] <= 0 {
+			delete(g.mu.n, account)
+		}
+	}), true
+}
+
+// errAccountUploadsBusy is the answer when the account has n uploads in
+// progress on this node already.
+func errAccountUploadsBusy(n int) error {
+	return huma.ErrorWithHeaders(
+		huma.NewError(http.StatusTooManyRequests, "this account has "+strconv.Itoa(n)+
+			" uploads in progress on this node already (its limit); retry when one has ended"),
+		http.Header{"Retry-After": {"1"}})
 }
 
 // errUploadsBusy is the answer when every upload slot is taken.

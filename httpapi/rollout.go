@@ -262,7 +262,7 @@ func (a *API) process(ctx context.Context, in *streamInput) (*processOutput, err
 	// Until the upload is in, its size is what the client announced.
 	announced, _ := strconv.ParseInt(in.hctx.Header("Content-Length"), 10, 64)
 	routed(ctx, in.hctx, acct, a.cfg.Backend.Route(acct.GetNumber(), announced))
-	form, err := a.readUpload(in.hctx)
+	form, err := a.readUpload(in.hctx, acct)
 	if err != nil {
 		return nil, problem(a.cfg.Log, err)
 	}

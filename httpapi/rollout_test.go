@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -31,20 +30,34 @@ const testAdminToken = "qa_rollout-test"
 // extractor, ledger), served on a loopback port.
 func rolloutServer(tb testing.TB) (*httptest.Server, *node.Node) {
 	tb.Helper()
-	n := startTestNode(tb, "rollout-test")
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{
-		Backend: n, AdminToken: testAdminToken, MaxUploadBytes: 64 << 20, Log: slog.New(slog.DiscardHandler),
-	}))
-	tb.Cleanup(srv.Close)
+	srv, n, _ := apiServer(tb, httpapi.Config{})
 	return srv, n
+}
+
+// apiServer is rolloutServer with cfg's limits, and the node's data dir.
+func apiServer(tb testing.TB, cfg httpapi.Config) (*httptest.Server, *node.Node, string) {
+	tb.Helper()
+	n, dir := startTestNodeDir(tb, "rollout-test")
+	cfg.Backend, cfg.AdminToken, cfg.MaxUploadBytes, cfg.Log = n, testAdminToken, 64<<20, slog.New(slog.DiscardHandler)
+	srv := httptest.NewServer(httpapi.New(cfg))
+	tb.Cleanup(srv.Close)
+	return srv, n, dir
 }
 
 // startTestNode starts a real node on its own (store, PDF engine, text
 // extractor, ledger).
 func startTestNode(tb testing.TB, name string) *node.Node {
 	tb.Helper()
+	n, _ := startTestNodeDir(tb, name)
+	return n
+}
+
+// startTestNodeDir is startTestNode that also returns the node's data dir.
+func startTestNodeDir(tb testing.TB, name string) (*node.Node, string) {
+	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
-	store, err := persistence.Open(tb.TempDir(), log)
+	dir := tb.TempDir()
+	store, err := persistence.Open(dir, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -62,7 +75,7 @@ func startTestNode(tb testing.TB, name string) *node.Node {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(n.Close)
-	return n
+	return n, dir
 }
 
 func call(tb testing.TB, srv *httptest.Server, token, method, path string, body io.Reader, ct string) *http.Response {
@@ -86,19 +99,7 @@ func call(tb testing.TB, srv *httptest.Server, token, method, path string, body 
 
 func form(tb testing.TB, file []byte) (*bytes.Buffer, string) {
 	tb.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	part, err := mw.CreateFormFile("file", "doc.pdf")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := part.Write(file); err != nil {
-		tb.Fatal(err)
-	}
-	if err := mw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return &buf, mw.FormDataContentType()
+	return uploadForm(tb, file, "doc.pdf", nil) // limits_test.go
 }
 
 // counters reads the rollout series of /metrics: name{labels} -> value.

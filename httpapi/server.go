@@ -73,6 +73,16 @@ type Config struct {
 	RateLimitBurst int
 	// MaxConcurrentUploads bounds the uploads received at once (0: no bound).
 	MaxConcurrentUploads int
+	// MaxUploadsPerAccount bounds the uploads of one account received at
+	// once (0: no bound); keep it below MaxConcurrentUploads.
+	MaxUploadsPerAccount int
+	// MinUploadBytesPerSecond is the least average pace of an upload's body
+	// after UploadGrace; slower is cut off with 408 (0: no minimum).
+	MinUploadBytesPerSecond int64
+	UploadGrace             time.Duration
+	// MaxLoginFailures failed admin logins in a row from one client address
+	// are answered 401, then 429 (0: no throttling; login_throttle.go).
+	MaxLoginFailures int
 	// MetricsToken, when set, is the bearer token GET /metrics asks for;
 	// empty, the metrics are open (metrics.go).
 	MetricsToken string
@@ -101,6 +111,9 @@ type API struct {
 	limiter   *rateLimiter // ratelimit.go
 	uploads   uploadGate
 	peer      *peer.Client
+	// acctUploads and logins: see ratelimit.go and login_throttle.go.
+	acctUploads *accountUploads
+	logins      *loginThrottle
 }
 
 // New builds the API and registers every operation.
@@ -113,13 +126,17 @@ func New(cfg Config) *API {
 	}
 	mux := http.NewServeMux()
 	hc := huma.DefaultConfig("Quire", cfg.Version)
+	// No $schema links in answers: huma builds them from the request's Host
+	// header, which a client chooses.
+	hc.CreateHooks = nil
 	hc.Info.Description = "Quire turns PDFs into structured data, asynchronously, on a cluster of nodes."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		schemeKey:   {Type: "http", Scheme: "bearer", Description: "An account's API key (qk_...)."},
 		schemeAdmin: {Type: "http", Scheme: "bearer", Description: "The admin token (QUIRE_ADMIN_TOKEN)."},
 	}
 	a := &API{cfg: cfg, mux: mux, adminSum: sha256.Sum256([]byte(cfg.AdminToken)), forwarder: newForwarder(),
-		limiter: newRateLimiter(cfg.RateLimitRPS, cfg.RateLimitBurst, nil), uploads: newUploadGate(cfg.MaxConcurrentUploads)}
+		limiter: newRateLimiter(cfg.RateLimitRPS, cfg.RateLimitBurst, nil), uploads: newUploadGate(cfg.MaxConcurrentUploads),
+		acctUploads: newAccountUploads(cfg.MaxUploadsPerAccount), logins: newLoginThrottle(cfg.MaxLoginFailures, nil)}
 	a.api = humago.New(mux, hc)
 	a.api.UseMiddleware(a.routeHeaders) // before authentication: its answers carry them too
 	a.api.UseMiddleware(a.authenticate)
@@ -145,6 +162,10 @@ func New(cfg Config) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	if !checkUTF8(sw, r) { // utf8.go
+		a.countRequest(r, sw.status, time.Since(start))
+		return
+	}
 	if !a.forward(sw, r) {
 		a.mux.ServeHTTP(sw, r)
 	}
@@ -192,8 +213,15 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	if wantAdmin {
+		addr := clientAddr(ctx.RemoteAddr())
+		if blocked, wait := a.logins.blocked(addr); blocked { // login_throttle.go
+			ctx.SetHeader("Retry-After", retryAfter(wait))
+			_ = huma.WriteErr(a.api, ctx, http.StatusTooManyRequests, loginThrottledDetail(wait))
+			return
+		}
 		sum := sha256.Sum256([]byte(token))
 		if a.cfg.AdminToken == "" || subtle.ConstantTimeCompare(sum[:], a.adminSum[:]) != 1 {
+			a.logins.failed(addr)
 			// RFC 9110 section 15.5.2: a 401 carries a challenge.
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="quire", error="invalid_token"`)
 			_ = huma.WriteErr(a.api, ctx, http.StatusUnauthorized, "this operation needs the admin token")
@@ -205,8 +233,9 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 	acct, err := a.cfg.Backend.Authenticate(ctx.Context(), token)
 	if err != nil {
 		if errors.Is(err, ledger.ErrUnavailable) {
+			a.cfg.Log.Warn("authenticate", "err", err)
 			ctx.SetHeader("Retry-After", "5")
-			_ = huma.WriteErr(a.api, ctx, http.StatusServiceUnavailable, "cannot check the API key now: "+clean(err))
+			_ = huma.WriteErr(a.api, ctx, http.StatusServiceUnavailable, "cannot check the API key now: "+unavailableDetail)
 			return
 		}
 		if !errors.Is(err, node.ErrUnauthorized) {

@@ -9,9 +9,12 @@ import (
 	"mime/multipart"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/quirehq/quire/actors/extract"
+	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/persistence"
 )
 
@@ -30,9 +33,17 @@ type uploadForm struct {
 	ChunkPages int
 }
 
-// readUpload streams the multipart body of ctx. On error, whatever was
-// received is removed.
-func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
+// readUpload streams the multipart body of ctx, an upload of acct. On
+// error, whatever was received is removed.
+func (a *API) readUpload(ctx huma.Context, acct *messages.Account) (f *uploadForm, err error) {
+	defer func() {
+		if err != nil {
+			// The rest of a refused body is not read, not even the 256 KiB
+			// net/http would otherwise wait for before answering: a stalled
+			// client gets its answer now.
+			ctx.SetHeader("Connection", "close")
+		}
+	}()
 	max := a.cfg.MaxUploadBytes
 	if cl := ctx.Header("Content-Length"); cl != "" && max > 0 {
 		if n, perr := strconv.ParseInt(cl, 10, 64); perr == nil && n > max+maxFieldBytes*4 {
@@ -43,20 +54,31 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return nil, huma.Error415UnsupportedMediaType("send the PDF as multipart/form-data with a 'file' field")
 	}
-	release, ok := a.uploads.tryAcquire() // before a byte of the body is read
+	// Both gates before a byte of the body is read: the account's first,
+	// so that one account cannot take the node's every slot.
+	releaseAcct, ok := a.acctUploads.tryAcquire(acct.GetId())
+	if !ok {
+		return nil, errAccountUploadsBusy(a.acctUploads.max)
+	}
+	defer releaseAcct()
+	release, ok := a.uploads.tryAcquire()
 	if !ok {
 		return nil, errUploadsBusy(cap(a.uploads.slots))
 	}
 	defer release()
 	f = &uploadForm{}
+	pace := newPaceReader(ctx, a.cfg.MinUploadBytesPerSecond, a.cfg.UploadGrace)
 	defer func() {
+		if pace.finish() && err != nil {
+			err = errUploadTooSlow(a.cfg.MinUploadBytesPerSecond, a.cfg.UploadGrace)
+		}
 		if err != nil && f.Upload != nil {
 			f.Upload.Abort()
 		}
 	}()
 	// multipart reads in 4 KiB steps; a larger buffer below it keeps the
 	// number of socket reads of a large upload small.
-	mr := multipart.NewReader(bufio.NewReaderSize(ctx.BodyReader(), 256<<10), params["boundary"])
+	mr := multipart.NewReader(bufio.NewReaderSize(pace, 256<<10), params["boundary"])
 	for {
 		part, perr := mr.NextPart()
 		if errors.Is(perr, io.EOF) {
@@ -76,6 +98,9 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 			}
 			f.Upload = up
 			f.FileName = part.FileName()
+			if !utf8.ValidString(f.FileName) {
+				return f, errNotUTF8("the file name")
+			}
 			if _, rerr := up.Receive(part, max); rerr != nil {
 				if errors.Is(rerr, persistence.ErrUploadTooLarge) {
 					return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the PDF is larger than the limit of %d bytes (%d MB)", max, max>>20))
@@ -92,12 +117,19 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 			return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("form field %q is larger than %d bytes", name, maxFieldBytes))
 		}
 		v := string(b)
+		if !utf8.ValidString(v) {
+			return f, errNotUTF8(fmt.Sprintf("form field %q", name))
+		}
 		switch name {
 		case "extractor":
 			f.Extractor = strings.TrimSpace(v)
 		case "prompt":
 			f.Prompt = v
 		case "schema":
+			if len(v) > extract.MaxSchemaBytes {
+				return f, huma.Error422UnprocessableEntity(fmt.Sprintf("the schema is %d bytes; at most %d (%d KiB) are allowed",
+					len(v), extract.MaxSchemaBytes, extract.MaxSchemaBytes>>10))
+			}
 			f.Schema = v
 		case "model":
 			f.Model = strings.TrimSpace(v)
@@ -115,6 +147,12 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 		return f, huma.Error422UnprocessableEntity("no 'file' field: attach the PDF as the multipart field 'file'")
 	}
 	return f, nil
+}
+
+// errNotUTF8 refuses a text that is not valid UTF-8 (what names it, e.g.
+// "the file name").
+func errNotUTF8(what string) error {
+	return huma.Error422UnprocessableEntity(what + " is not valid UTF-8")
 }
 
 // uploadRequestBody documents the multipart form in the OpenAPI document.

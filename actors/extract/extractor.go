@@ -26,11 +26,20 @@ type Request struct {
 	FirstPage int
 	LastPage  int
 	Prompt    string
-	// Schema is a JSON Schema the output must match ("" for none).
+	// Schema is a JSON Schema the output must match ("" for none), of at
+	// most MaxSchemaBytes and nested at most MaxSchemaDepth deep.
 	Schema string
 	// Model is the model the job asked for ("" for the extractor's default).
 	Model string
 }
+
+// Bounds of a job's JSON Schema: larger or deeper schemas are refused
+// before anything is compiled or charged (a schema nested 9,000 deep took
+// minutes and gigabytes to compile).
+const (
+	MaxSchemaBytes = 64 << 10
+	MaxSchemaDepth = 32
+)
 
 // Result is the output of one chunk.
 type Result struct {

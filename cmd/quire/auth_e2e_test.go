@@ -414,7 +414,7 @@ func randomHex(tb testing.TB, n int) string {
 func TestAuthTable(t *testing.T) {
 	t.Parallel()
 	good := corpusFile(t, smallPDF)
-	n := startNode(t)
+	n := startNode(t, "--max-login-failures", "0") // the table tries many wrong admin credentials
 	tt := &authTable{n: n, pdf: good, responses: map[string]map[string]int{}}
 
 	ownerName := "owner-" + randomHex(t, 6)

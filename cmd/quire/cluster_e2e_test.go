@@ -34,7 +34,7 @@ const (
 	clusterChunkPages = 5
 	// clusterAdminToken is every node's admin token; the cluster secret
 	// that lets workers fetch PDFs from owners is derived from it.
-	clusterAdminToken = "qa_e2e-cluster-admin-token"
+	clusterAdminToken = "qa_e2e-cluster-admin-token-0123456789"
 	// clusterJobTimeout bounds one cluster job, faults included.
 	clusterJobTimeout = 2 * time.Minute
 	// gossipTimeout bounds how long gossip takes to see a member dead or

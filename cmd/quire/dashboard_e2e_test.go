@@ -237,7 +237,7 @@ func (c *dashClient) firstEvent(tb testing.TB) (string, []byte) {
 // endpoint answer 401 without the admin token, how logging in sets the session
 // cookie, the cross-site request checks, and the data endpoints with a session.
 func TestDashboardAuth(t *testing.T) {
-	n := startNode(t, "--concurrency", "1")
+	n := startNode(t, "--concurrency", "1", "--max-login-failures", "0") // many wrong admin credentials on purpose
 	acct, acctID := n.newAccount(t, "dash-auth", 100_000)
 	pdf := corpusFile(t, fourPagePDF)
 	j := acct.submit(t, pdf, nil)

@@ -68,6 +68,14 @@ type serveFlags struct {
 	maxConcurrentUploads int
 	maxActiveJobs        int
 	idempotencyTTL       time.Duration
+	// HTTP server limits (README, "HTTP server limits").
+	readHeaderTimeout    time.Duration
+	idleTimeout          time.Duration
+	minUploadRateKbps    int64
+	uploadGrace          time.Duration
+	maxUploadsPerAccount int
+	maxConnections       int
+	maxLoginFailures     int
 	// The legacy entry's sync path and the emergency switch (rollout.go).
 	syncMaxPages    int
 	syncTimeout     time.Duration
@@ -142,6 +150,14 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.IntVar(&f.maxConcurrentUploads, "max-concurrent-uploads", 64, "uploads this node receives at once; more are answered 503 with Retry-After before their body is read (0: no limit)")
 	fl.IntVar(&f.maxActiveJobs, "max-active-jobs", 1000, "unfinished jobs an account may have, cluster-wide, unless it has its own limit (0: no limit); more are answered 429")
 	fl.DurationVar(&f.idempotencyTTL, "idempotency-ttl", node.DefaultIdempotencyTTL, "how long an Idempotency-Key names the job it made")
+	// HTTP server limits.
+	fl.DurationVar(&f.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send a request's headers")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "how long a keep-alive connection may stay idle before it is closed")
+	fl.Int64Var(&f.minUploadRateKbps, "min-upload-rate-kbps", 64, "least average pace of an upload body, in kbit/s, after --upload-grace; slower is cut off with 408 (0: no minimum)")
+	fl.DurationVar(&f.uploadGrace, "upload-grace", 10*time.Second, "how long an upload body may take before --min-upload-rate-kbps applies")
+	fl.IntVar(&f.maxUploadsPerAccount, "max-uploads-per-account", 8, "uploads of one account this node receives at once, below --max-concurrent-uploads; more are answered 429 with Retry-After before their body is read (0: no limit)")
+	fl.IntVar(&f.maxConnections, "max-connections", 0, "HTTP connections this node holds open; at the limit the longest idle one is closed (0: 4096, or 3/4 of the open-file limit if lower)")
+	fl.IntVar(&f.maxLoginFailures, "max-login-failures", 5, "failed admin logins (admin token, dashboard) in a row from one client address before it is answered 429; then one more every 12 s (0: no throttling)")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fl.StringVar(&f.metricsToken, "metrics-token", "", "when set, GET /metrics needs 'Authorization: Bearer <token>' (default: open, for Prometheus)")
 	f.security.register(fl) // serve_cluster.go
@@ -197,6 +213,11 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := f.validateHTTPLimits(); err != nil {
+		return err
+	}
+	f.warnHTTPLimits(log)
+	conns := httpapi.NewConnLimiter(maxConnections(f.maxConnections, raiseOpenFileLimit(log), log)) // limits.go
 	store, err := persistence.Open(f.dataDir, log.With("component", "store"))
 	if err != nil {
 		return err
@@ -262,13 +283,16 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		Legacy:       httpapi.LegacyConfig{MaxPages: f.syncMaxPages, Timeout: f.syncTimeout},
 		RateLimitRPS: f.rateLimitRPS, RateLimitBurst: f.rateLimitBurst, MaxConcurrentUploads: f.maxConcurrentUploads,
 		MetricsToken: f.metricsToken,
+		// HTTP server limits (limits.go).
+		MaxUploadsPerAccount: f.maxUploadsPerAccount, MinUploadBytesPerSecond: f.minUploadRateKbps * 1000 / 8, UploadGrace: f.uploadGrace,
+		MaxLoginFailures: f.maxLoginFailures,
 		Peer:         peers, ReadyWarnings: security.warnings,
 	})
 	peerSrv, peerErrc, err := security.servePeer(api, log)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: f.readHeaderTimeout, IdleTimeout: f.idleTimeout, ConnState: conns.ConnState}
 	fmt.Fprintf(out, "Quire %s: node %q serving %s (data in %s)\n", version, f.nodeName, url, f.dataDir)
 	if generated {
 		fmt.Fprintf(out, "  admin token:  %s  (generated; saved in %s)\n", adminToken, filepath.Join(f.dataDir, "admin-token"))
@@ -297,7 +321,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		}()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(conns.Listener(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
@@ -348,7 +372,7 @@ func displayAddr(a net.Addr) string {
 // or <data-dir>/admin-token, generating and saving that last one if needed.
 func loadAdminToken(f *serveFlags) (token string, generated bool, err error) {
 	if t := strings.TrimSpace(os.Getenv("QUIRE_ADMIN_TOKEN")); t != "" {
-		return t, false, nil
+		return t, false, checkAdminToken(t, "QUIRE_ADMIN_TOKEN")
 	}
 	path := f.adminTokenFile
 	if path == "" {
@@ -360,7 +384,7 @@ func loadAdminToken(f *serveFlags) (token string, generated bool, err error) {
 		if t == "" {
 			return "", false, fmt.Errorf("admin token file %s is empty", path)
 		}
-		return t, false, nil
+		return t, false, checkAdminToken(t, "the admin token in "+path)
 	}
 	if !errors.Is(err, os.ErrNotExist) || f.adminTokenFile != "" {
 		return "", false, fmt.Errorf("read admin token: %w", err)

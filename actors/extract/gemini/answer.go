@@ -2,13 +2,20 @@ package gemini
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/quirehq/quire/actors/extract"
 )
 
 // A job's schema and the model's answers are outside input: the schema is
@@ -33,9 +40,68 @@ func (noLoader) Load(url string) (any, error) {
 	return nil, fmt.Errorf("the schema refers to %s; only references inside the schema ($ref \"#/...\") are allowed", url)
 }
 
-// compileSchema parses and compiles a job's schema; its errors are
-// written for the user who sent it.
+// compileTimeout bounds the compilation of a schema within the size and
+// depth bounds (extract.MaxSchemaBytes, extract.MaxSchemaDepth).
+const compileTimeout = 2 * time.Second
+
+// schemaBounds refuses a schema larger or deeper than extract allows,
+// reading at most its first extract.MaxSchemaDepth+1 levels.
+func schemaBounds(s string) error {
+	if len(s) > extract.MaxSchemaBytes {
+		return fmt.Errorf("the schema is %d bytes; at most %d (%d KiB) are allowed", len(s), extract.MaxSchemaBytes, extract.MaxSchemaBytes>>10)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("the schema is not valid UTF-8")
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("the schema is not valid JSON: %v", err)
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			if depth > extract.MaxSchemaDepth {
+				return fmt.Errorf("the schema is nested more than %d levels deep", extract.MaxSchemaDepth)
+			}
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+}
+
+// compileSchema checks a job's schema against the bounds and compiles it
+// within compileTimeout; its errors are written for the user who sent it.
 func compileSchema(s string) (*jobSchema, error) {
+	if err := schemaBounds(s); err != nil {
+		return nil, err
+	}
+	type compiled struct {
+		schema *jobSchema
+		err    error
+	}
+	done := make(chan compiled, 1)
+	go func() {
+		js, err := compileBounded(s)
+		done <- compiled{js, err}
+	}()
+	t := time.NewTimer(compileTimeout)
+	defer t.Stop()
+	select {
+	case c := <-done:
+		return c.schema, c.err
+	case <-t.C:
+		return nil, fmt.Errorf("the schema could not be compiled within %s; make it simpler", compileTimeout)
+	}
+}
+
+// compileBounded parses and compiles a schema already within the bounds.
+func compileBounded(s string) (*jobSchema, error) {
 	var doc any
 	dec := json.NewDecoder(strings.NewReader(s))
 	if err := dec.Decode(&doc); err != nil {
@@ -67,6 +133,48 @@ func compileSchema(s string) (*jobSchema, error) {
 		return nil, fmt.Errorf("the schema is not valid JSON: %v", err)
 	}
 	return &jobSchema{doc: obj, text: compact.String(), compiled: compiled}, nil
+}
+
+// schemaCacheSize bounds the compiled schemas an Extractor keeps.
+const schemaCacheSize = 256
+
+// schemaCache keeps the compiled schemas of the jobs a node runs, by the
+// SHA-256 of their text, so that a chunk attempt does not compile its job's
+// schema again. A compiled schema is read-only and safe to share.
+type schemaCache struct {
+	mu struct {
+		sync.Mutex
+		m map[[32]byte]*jobSchema
+	}
+}
+
+// get returns the compiled schema s, compiling it if it is not kept; a
+// schema that does not compile is not kept.
+func (c *schemaCache) get(s string) (*jobSchema, error) {
+	key := sha256.Sum256([]byte(s))
+	c.mu.Lock()
+	js, ok := c.mu.m[key]
+	c.mu.Unlock()
+	if ok {
+		return js, nil
+	}
+	js, err := compileSchema(s)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.m == nil {
+		c.mu.m = map[[32]byte]*jobSchema{}
+	}
+	if len(c.mu.m) >= schemaCacheSize {
+		for k := range c.mu.m { // any one gives way
+			delete(c.mu.m, k)
+			break
+		}
+	}
+	c.mu.m[key] = js
+	return js, nil
 }
 
 // schemaProblem is the first thing wrong with a schema, without the

@@ -2,8 +2,11 @@ package gemini
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/quirehq/quire/actors/extract"
 )
 
 const answerSchema = `{"type":"object","properties":{"rows":{"type":"array","items":{"type":"object",
@@ -72,10 +75,13 @@ func FuzzCheckAnswer(f *testing.F) {
 }
 
 // Whatever schema a user sends, compiling it does not panic nor reach
-// outside the schema.
-func FuzzCompileSchema(f *testing.F) {
+// outside the schema, and what compiles is within the size and depth
+// bounds (extract.MaxSchemaBytes, extract.MaxSchemaDepth). The seed corpus
+// is in testdata/fuzz/FuzzSchemaCompile.
+func FuzzSchemaCompile(f *testing.F) {
 	for _, s := range []string{answerSchema, `{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}`, `{"$ref":"file:///etc/hostname"}`,
-		`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object"}`, `{"pattern":"(a+)+$"}`, `{}`, `[]`} {
+		`{"$schema":"http://json-schema.org/draft-04/schema#","type":"object"}`, `{"pattern":"(a+)+$"}`, `{}`, `[]`,
+		strings.Repeat(`{"not":`, 40) + `{}` + strings.Repeat(`}`, 40), "{\"title\":\"\xff\"}"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -86,6 +92,98 @@ func FuzzCompileSchema(f *testing.F) {
 			}
 			return
 		}
+		if len(s) > extract.MaxSchemaBytes {
+			t.Fatalf("compileSchema accepted %d bytes, over the bound of %d", len(s), extract.MaxSchemaBytes)
+		}
+		var doc any
+		if err := json.Unmarshal([]byte(s), &doc); err != nil {
+			t.Fatalf("compileSchema accepted what is not JSON: %v", err)
+		}
+		if d := jsonDepth(doc); d > extract.MaxSchemaDepth {
+			t.Fatalf("compileSchema accepted a schema %d deep, over the bound of %d", d, extract.MaxSchemaDepth)
+		}
 		checkAnswer(`{"a": [1, "b", null]}`, schema)
+	})
+}
+
+// jsonDepth is how deep objects and arrays nest in v (a scalar is 0).
+func jsonDepth(v any) int {
+	d := 0
+	switch v := v.(type) {
+	case map[string]any:
+		for _, e := range v {
+			d = max(d, jsonDepth(e))
+		}
+		return d + 1
+	case []any:
+		for _, e := range v {
+			d = max(d, jsonDepth(e))
+		}
+		return d + 1
+	}
+	return 0
+}
+
+// TestSchemaCompiledOncePerJob: the chunks of a job use the schema compiled
+// when the job was submitted, not one compiled again per attempt; the
+// cache of compiled schemas is bounded.
+func TestSchemaCompiledOncePerJob(t *testing.T) {
+	x, err := New(t.Context(), Config{APIKey: "k", BaseURL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := extract.Request{Prompt: "Extract.", Schema: answerSchema}
+	if err := x.ValidateRequest(req); err != nil { // at submission
+		t.Fatal(err)
+	}
+	first, err := x.parseRequest(req) // a chunk attempt
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := x.parseRequest(req) // another
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != again {
+		t.Error("a chunk attempt compiled its job's schema again")
+	}
+	for i := range schemaCacheSize + 10 {
+		if _, err := x.parseRequest(extract.Request{Prompt: "x", Schema: fmt.Sprintf(`{"title":"%d"}`, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.schemas.mu.Lock()
+	n := len(x.schemas.mu.m)
+	x.schemas.mu.Unlock()
+	if n > schemaCacheSize {
+		t.Errorf("%d compiled schemas kept, want at most %d", n, schemaCacheSize)
+	}
+}
+
+// BenchmarkSchema compares compiling a job's schema with finding it in the
+// Extractor's cache, as every chunk attempt after the first now does.
+func BenchmarkSchema(b *testing.B) {
+	b.Run("compile", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := compileSchema(answerSchema); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("refuse 9,000 deep", func(b *testing.B) {
+		deep := strings.Repeat(`{"a":`, 9000) + "{}" + strings.Repeat("}", 9000)
+		for b.Loop() {
+			if _, err := compileSchema(deep); err == nil {
+				b.Fatal("a schema 9,000 deep compiled")
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		var c schemaCache
+		for b.Loop() {
+			if _, err := c.get(answerSchema); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }

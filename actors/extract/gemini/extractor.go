@@ -65,6 +65,7 @@ type Extractor struct {
 	client  *genai.Client
 	limiter *Limiter
 	log     *slog.Logger
+	schemas schemaCache // answer.go
 }
 
 var (
@@ -119,13 +120,13 @@ func validModel(m string) bool { return modelRE.MatchString(m) }
 // without a prompt, with a schema that is not a JSON Schema, or naming
 // something that is not a model.
 func (x *Extractor) ValidateRequest(req extract.Request) error {
-	_, err := parseRequest(req)
+	_, err := x.parseRequest(req)
 	return err
 }
 
 // parseRequest checks a job's options and compiles its schema (nil for
-// none).
-func parseRequest(req extract.Request) (*jobSchema, error) {
+// none), once per schema while it is in x's cache.
+func (x *Extractor) parseRequest(req extract.Request) (*jobSchema, error) {
 	if strings.TrimSpace(req.Prompt) == "" {
 		return nil, fail(ErrBadPrompt, nil, "the gemini extractor needs a prompt: say what to extract from the pages")
 	}
@@ -135,7 +136,7 @@ func parseRequest(req extract.Request) (*jobSchema, error) {
 	if req.Schema == "" {
 		return nil, nil
 	}
-	schema, err := compileSchema(req.Schema)
+	schema, err := x.schemas.get(req.Schema)
 	if err != nil {
 		return nil, fail(ErrBadSchema, nil, "%v", err)
 	}
@@ -151,7 +152,7 @@ func (x *Extractor) Extract(ctx context.Context, req extract.Request) (extract.R
 	if err := ctx.Err(); err != nil {
 		return extract.Result{}, err
 	}
-	schema, err := parseRequest(req)
+	schema, err := x.parseRequest(req)
 	if err != nil {
 		return extract.Result{}, extract.Permanent(err)
 	}

@@ -45,6 +45,13 @@ func TestValidateRequest(t *testing.T) {
 		// A schema may not make the server read files or fetch URLs.
 		{name: "ref to a file", prompt: "x", schema: `{"$ref":"file://` + filepath.ToSlash(secret) + `"}`, want: gemini.ErrBadSchema, msg: "only references inside the schema"},
 		{name: "ref to a URL", prompt: "x", schema: `{"$ref":"https://example.com/schema.json"}`, want: gemini.ErrBadSchema, msg: "only references inside the schema"},
+		// Bounds: the 225 KB schema nested 9,000 deep that took 450 s to
+		// compile, one as deep within the size bound, and the deepest allowed.
+		{name: "schema over 64 KiB", prompt: "x", schema: deepSchema(9000, `{"items":`), want: gemini.ErrBadSchema, msg: "at most 65536 (64 KiB) are allowed"},
+		{name: "schema 9,000 deep", prompt: "x", schema: deepSchema(9000, `{"a":`), want: gemini.ErrBadSchema, msg: "nested more than 32 levels deep"},
+		{name: "schema 33 deep", prompt: "x", schema: deepSchema(32, `{"not":`), want: gemini.ErrBadSchema, msg: "nested more than 32 levels deep"},
+		{name: "schema 32 deep", prompt: "x", schema: deepSchema(31, `{"not":`)},
+		{name: "schema not UTF-8", prompt: "x", schema: "{\"title\":\"\xff\"}", want: gemini.ErrBadSchema, msg: "not valid UTF-8"},
 		{name: "model with a space", prompt: "x", model: "gemini 2.5", want: gemini.ErrBadModel, msg: `"gemini 2.5" is not a Gemini model name`},
 		{name: "model path", prompt: "x", model: "../../v1/files", want: gemini.ErrBadModel, msg: "is not a Gemini model name"},
 	}
@@ -78,6 +85,11 @@ func TestValidateRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deepSchema is level nested n times around {}: n+1 levels deep.
+func deepSchema(n int, level string) string {
+	return strings.Repeat(level, n) + "{}" + strings.Repeat("}", n)
 }
 
 func TestConfigValidate(t *testing.T) {
