@@ -23,16 +23,23 @@ func (s *Store) NewBatch() *Batch {
 	return &Batch{s: s, b: s.db.NewBatch()}
 }
 
-// Commit writes the batch durably (fsync) and releases it.
+// Commit writes the batch durably (fsync) and releases it. After a commit
+// failed for lack of space (then Pebble takes no more writes), it answers
+// ErrInsufficientStorage (ErrReadOnly for another cause) without writing.
 func (b *Batch) Commit() error {
 	defer b.b.Close()
 	if b.err != nil {
 		return b.err
 	}
-	if err := b.b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("persistence: commit: %w", err)
+	if err := b.s.writeFailure(); err != nil {
+		return err
 	}
-	return nil
+	if err := b.b.Commit(pebble.Sync); err != nil {
+		return noSpace(fmt.Errorf("persistence: commit: %w", err))
+	}
+	// Pebble reports a failed WAL write through its logger's Fatalf and then
+	// returns nil (pebbleLogger); the store remembers it.
+	return b.s.writeFailure()
 }
 
 // Discard releases the batch without writing it.

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/proto"
 )
@@ -20,7 +22,32 @@ var (
 	ErrUploadTooLarge = errors.New("persistence: upload too large")
 	// ErrCorrupt means a stored value could not be decoded: a bug or a damaged disk.
 	ErrCorrupt = errors.New("persistence: corrupt value")
+	// ErrInsufficientStorage means a write was refused or failed for lack of
+	// disk space (ENOSPC, EDQUOT, or free space below the store's floor).
+	ErrInsufficientStorage = errors.New("persistence: insufficient storage")
+	// ErrReadOnly means the store takes no writes: a commit failed for a
+	// reason other than space, and Pebble takes none after that.
+	ErrReadOnly = errors.New("persistence: store is read-only")
 )
+
+// Options tune a store. The zero value is valid: no free-space floor, the
+// operating system's file system.
+type Options struct {
+	// MinFreeBytes is the free space on the data directory's file system
+	// below which CheckSpace refuses new work (0: no floor).
+	MinFreeBytes int64
+	// FS is the file system Pebble writes through and free space is read
+	// from (default vfs.Default); tests wrap it to inject faults.
+	FS vfs.FS
+}
+
+// Validate says what is wrong with o, in plain words.
+func (o Options) Validate() error {
+	if o.MinFreeBytes < 0 {
+		return fmt.Errorf("persistence: the free space floor must not be negative (got %d bytes)", o.MinFreeBytes)
+	}
+	return nil
+}
 
 // Store is one node's durable state: Pebble under dir/db, blobs under
 // dir/blobs, uploads in progress under dir/tmp.
@@ -31,6 +58,13 @@ type Store struct {
 	cache string
 	tmp   string
 	log   *slog.Logger
+	fs    vfs.FS
+	// minFree is the free-space floor of CheckSpace, in bytes.
+	minFree int64
+	// failed is set once a commit failed: Pebble takes no write after that.
+	failed atomic.Pointer[error]
+	// logs keeps repeated conditions (a full disk) to one line a minute.
+	logs rateLimitedLog
 	// fetches makes concurrent fetches of one job's PDF from another node one.
 	fetches singleflight.Group
 }
@@ -39,15 +73,30 @@ type Store struct {
 // previous process are removed: an upload that was not turned into a job
 // before a crash was never acknowledged.
 func Open(dir string, log *slog.Logger) (*Store, error) {
+	return OpenWith(dir, log, Options{})
+}
+
+// OpenWith is Open with options. On a disk too full for Pebble to open for
+// writing, the store opens read-only: it serves reads and every write answers
+// ErrInsufficientStorage.
+func OpenWith(dir string, log *slog.Logger, o Options) (*Store, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.Default()
 	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
 	s := &Store{
-		dir:   dir,
-		blobs: filepath.Join(dir, "blobs"),
-		cache: filepath.Join(dir, "cache"),
-		tmp:   filepath.Join(dir, "tmp"),
-		log:   log,
+		dir:     dir,
+		blobs:   filepath.Join(dir, "blobs"),
+		cache:   filepath.Join(dir, "cache"),
+		tmp:     filepath.Join(dir, "tmp"),
+		log:     log,
+		fs:      o.FS,
+		minFree: o.MinFreeBytes,
 	}
 	// Copies of other nodes' PDFs are fetched again when needed.
 	if err := os.RemoveAll(s.cache); err != nil {
@@ -61,7 +110,13 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err := s.cleanTmp(); err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(filepath.Join(dir, "db"), &pebble.Options{Logger: pebbleLogger{log}})
+	db, err := s.openPebble(false)
+	if err != nil && isNoSpace(err) {
+		// Opening for writing writes (a new WAL, OPTIONS); reading does not.
+		log.Error("disk full: opening the store read-only; writes are refused until space is freed and the node restarted", "dir", dir, "err", err)
+		s.failWrites(err)
+		db, err = s.openPebble(true)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("persistence: open pebble in %s: %w", dir, err)
 	}
@@ -69,9 +124,21 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
-// Close flushes and closes the database.
+func (s *Store) openPebble(readOnly bool) (*pebble.DB, error) {
+	return pebble.Open(filepath.Join(s.dir, "db"), &pebble.Options{
+		Logger: &pebbleLogger{s: s}, FS: s.fs, ReadOnly: readOnly,
+	})
+}
+
+// Close flushes and closes the database. After a failed write (already
+// reported) Pebble's close reports it again; that is logged, not returned.
 func (s *Store) Close() error {
-	return s.db.Close()
+	err := s.db.Close()
+	if err != nil && s.writeFailure() != nil {
+		s.log.Warn("close after a failed write", "err", err)
+		return nil
+	}
+	return err
 }
 
 // Dir is the data directory the store lives in.
@@ -140,17 +207,48 @@ func prefixEnd(prefix []byte) []byte {
 	return nil
 }
 
-type pebbleLogger struct{ log *slog.Logger }
+// pebbleLogger is Pebble's logger. Its errors are logged at most once a
+// minute per kind (a full disk makes Pebble retry its background work and
+// say so each time), and Fatalf does not end the process: Pebble calls it
+// when a commit failed (e.g. ENOSPC on the WAL), and then returns as if the
+// commit had worked. The store takes no write after that (Batch.Commit
+// answers the failure), while reads go on.
+type pebbleLogger struct{ s *Store }
 
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug("pebble", "msg", fmt.Sprintf(format, args...))
+var _ pebble.Logger = (*pebbleLogger)(nil)
+
+func (l *pebbleLogger) Infof(format string, args ...any) {
+	l.s.log.Debug("pebble", "msg", fmt.Sprintf(format, args...))
 }
 
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error("pebble", "msg", fmt.Sprintf(format, args...))
+func (l *pebbleLogger) Errorf(format string, args ...any) {
+	l.s.logs.every("pebble error: "+format, func(dropped int) {
+		l.s.log.Error("pebble", "msg", fmt.Sprintf(format, args...), "same_kind_since_last_log", dropped)
+	})
 }
 
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error("pebble fatal", "msg", fmt.Sprintf(format, args...))
-	os.Exit(1)
+func (l *pebbleLogger) Fatalf(format string, args ...any) {
+	cause := &pebbleFatal{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			cause.errs = append(cause.errs, err)
+		}
+	}
+	if l.s.failWrites(cause) {
+		l.s.log.Error("pebble failed a write: the store takes no more writes until the node restarts; reads go on", "err", cause)
+		return
+	}
+	l.s.logs.every("pebble fatal: "+format, func(dropped int) {
+		l.s.log.Error("pebble failed a write again", "err", cause, "same_kind_since_last_log", dropped)
+	})
 }
+
+// pebbleFatal is what Pebble reported through Fatalf: its message, and the
+// errors among its arguments (so that errors.Is finds ENOSPC in it).
+type pebbleFatal struct {
+	msg  string
+	errs []error
+}
+
+func (e *pebbleFatal) Error() string   { return e.msg }
+func (e *pebbleFatal) Unwrap() []error { return e.errs }

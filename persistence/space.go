@@ -1,0 +1,112 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultMinFreeBytes is the free space below which a store refuses new
+// uploads (serve's --min-free-disk-mb, 512).
+const DefaultMinFreeBytes = 512 << 20
+
+// spaceLogEvery is how often a full disk is logged again: once a minute,
+// not once per refused request.
+const spaceLogEvery = time.Minute
+
+// isNoSpace says whether err is the file system saying it is out of space
+// (ENOSPC) or out of quota (EDQUOT).
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// noSpace turns an out-of-space error into ErrInsufficientStorage (keeping
+// what it says); other errors are returned as they are.
+func noSpace(err error) error {
+	if err == nil || !isNoSpace(err) || errors.Is(err, ErrInsufficientStorage) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrInsufficientStorage, err)
+}
+
+// CheckSpace says whether the store can take new work: ErrInsufficientStorage
+// when the store has stopped writing (a write failed for lack of space) or
+// when the data directory's file system has less free space than the
+// store's floor (Options.MinFreeBytes). It costs one statfs.
+func (s *Store) CheckSpace() error {
+	if err := s.writeFailure(); err != nil {
+		return err
+	}
+	if s.minFree <= 0 {
+		return nil
+	}
+	du, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil {
+		return fmt.Errorf("persistence: free space of %s: %w", s.dir, err)
+	}
+	if du.AvailBytes >= uint64(s.minFree) {
+		return nil
+	}
+	err = fmt.Errorf("%w: %d MiB free on the data disk, below the floor of %d MiB", ErrInsufficientStorage, du.AvailBytes>>20, s.minFree>>20)
+	s.logs.every("disk nearly full", func(dropped int) {
+		s.log.Warn("disk nearly full: refusing new uploads", "dir", s.dir, "free_bytes", du.AvailBytes,
+			"floor_bytes", s.minFree, "refused_since_last_log", dropped)
+	})
+	return err
+}
+
+// writeFailure is the error every write answers after a commit failed for
+// lack of space (Pebble cannot take writes again after that until it is
+// reopened), or nil.
+func (s *Store) writeFailure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// failWrites makes every later write answer an error saying why:
+// ErrInsufficientStorage when cause is about space, else ErrReadOnly. The
+// first cause is kept. It reports whether this call was the first.
+func (s *Store) failWrites(cause error) bool {
+	sentinel := ErrReadOnly
+	if isNoSpace(cause) {
+		sentinel = ErrInsufficientStorage
+	}
+	err := fmt.Errorf("%w: the store stopped writing after %v; free space on the data disk and restart the node", sentinel, cause)
+	return s.failed.CompareAndSwap(nil, &err)
+}
+
+// rateLimitedLog runs a log call at most once per spaceLogEvery per key, and
+// says how many calls it dropped in between.
+type rateLimitedLog struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	last    map[string]time.Time
+	dropped map[string]int
+}
+
+// every runs log if key was not logged in the last spaceLogEvery, telling it
+// how many calls were dropped since the last one that ran.
+func (r *rateLimitedLog) every(key string, log func(dropped int)) {
+	r.mu.Lock()
+	now := time.Now()
+	if r.now != nil {
+		now = r.now()
+	}
+	if r.last == nil {
+		r.last, r.dropped = map[string]time.Time{}, map[string]int{}
+	}
+	if t, ok := r.last[key]; ok && now.Sub(t) < spaceLogEvery {
+		r.dropped[key]++
+		r.mu.Unlock()
+		return
+	}
+	r.last[key] = now
+	dropped := r.dropped[key]
+	r.dropped[key] = 0
+	r.mu.Unlock()
+	log(dropped)
+}

@@ -1,0 +1,238 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/quirehq/quire/messages"
+)
+
+// fullDisk is the fault-injecting file system of these tests: while full is
+// set, every write Pebble makes under dir fails with ENOSPC, as a full disk
+// answers; free is what GetDiskUsage reports as available.
+type fullDisk struct {
+	vfs.FS
+	full atomic.Bool
+	free atomic.Uint64
+}
+
+func newFullDisk() *fullDisk {
+	d := &fullDisk{}
+	d.free.Store(1 << 40)
+	d.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if !d.full.Load() {
+			return nil
+		}
+		switch op.Kind {
+		case errorfs.OpCreate, errorfs.OpLink, errorfs.OpReuseForWrite, errorfs.OpFilePreallocate,
+			errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData,
+			errorfs.OpFileSyncTo, errorfs.OpFileFlush:
+			return &fsError{op: op, err: syscall.ENOSPC}
+		}
+		return nil
+	}))
+	return d
+}
+
+func (d *fullDisk) GetDiskUsage(path string) (vfs.DiskUsage, error) {
+	return vfs.DiskUsage{AvailBytes: d.free.Load(), TotalBytes: 1 << 40}, nil
+}
+
+type fsError struct {
+	op  errorfs.Op
+	err error
+}
+
+func (e *fsError) Error() string { return e.op.Path + ": " + e.err.Error() }
+func (e *fsError) Unwrap() error { return e.err }
+
+// lineCounter is a slog handler that counts the records at or above Warn.
+type lineCounter struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *lineCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (c *lineCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		c.mu.Lock()
+		c.lines = append(c.lines, r.Message)
+		c.mu.Unlock()
+	}
+	return nil
+}
+func (c *lineCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *lineCounter) WithGroup(string) slog.Handler      { return c }
+func (c *lineCounter) count() int                         { c.mu.Lock(); defer c.mu.Unlock(); return len(c.lines) }
+
+func openWith(tb testing.TB, dir string, log *slog.Logger, o Options) *Store {
+	tb.Helper()
+	s, err := OpenWith(dir, log, o)
+	if err != nil {
+		tb.Fatalf("OpenWith(%s): %v", dir, err)
+	}
+	closer := sync.OnceValue(s.Close)
+	closers.Store(s, closer)
+	tb.Cleanup(func() { _ = closer(); closers.Delete(s) })
+	return s
+}
+
+func grantEntry(account string, seq, amount int64) *messages.LedgerEntry {
+	return &messages.LedgerEntry{Seq: seq, AccountId: account, Kind: messages.LedgerKind_LEDGER_KIND_GRANT, Amount: amount}
+}
+
+func putBalance(s *Store, account string, seq, balance int64) error {
+	b := s.NewBatch()
+	b.PutLedgerEntry(grantEntry(account, seq, balance))
+	b.PutBalance(&messages.Balance{AccountId: account, Granted: balance})
+	return b.Commit()
+}
+
+// TestCommitOutOfSpaceKeepsProcess: a WAL write that fails with ENOSPC used
+// to end the process (Pebble's Fatalf, then os.Exit). Now the commit answers
+// ErrInsufficientStorage, every later write does too without touching Pebble,
+// reads go on, and once space is back the store reopens with exactly what was
+// acknowledged.
+func TestCommitOutOfSpaceKeepsProcess(t *testing.T) {
+	dir := t.TempDir()
+	disk := newFullDisk()
+	logs := &lineCounter{}
+	s := openWith(t, dir, slog.New(logs), Options{FS: disk})
+	if err := putBalance(s, "acct", 1, 100); err != nil {
+		t.Fatalf("commit before the disk fills: %v", err)
+	}
+
+	disk.full.Store(true)
+	err := putBalance(s, "acct", 2, 200)
+	if !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("commit on a full disk: got %v, want ErrInsufficientStorage", err)
+	}
+	disk.full.Store(false) // even with space back, this Pebble takes no writes
+	for i := range 50 {
+		if err := putBalance(s, "acct", int64(3+i), 300); !errors.Is(err, ErrInsufficientStorage) {
+			t.Fatalf("commit %d after a failed commit: got %v, want ErrInsufficientStorage", i, err)
+		}
+	}
+	if err := s.CheckSpace(); !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("CheckSpace after a failed commit: got %v, want ErrInsufficientStorage", err)
+	}
+	if _, err := s.LedgerEntries("acct", false, 10); err != nil {
+		t.Fatalf("read after a failed commit: %v", err)
+	}
+	if n := logs.count(); n > 3 {
+		t.Errorf("%d warning/error lines for one failure and 50 refused writes, want at most 3: %q", n, logs.lines)
+	}
+
+	closeStore(t, s)
+	s = openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
+	bal, err := s.Balance("acct")
+	if err != nil {
+		t.Fatalf("balance after reopening: %v", err)
+	}
+	if bal.GetGranted() != 100 {
+		t.Errorf("balance after reopening = %d, want 100 (the only acknowledged write)", bal.GetGranted())
+	}
+	es, err := s.LedgerEntries("acct", false, 10)
+	if err != nil || len(es) != 1 {
+		t.Errorf("ledger entries after reopening = %v (%v), want the one acknowledged grant", es, err)
+	}
+	if err := putBalance(s, "acct", 2, 250); err != nil {
+		t.Fatalf("commit after reopening with space: %v", err)
+	}
+}
+
+// TestOpenOnFullDiskIsReadOnly: a store that cannot open for writing (its
+// disk is full) opens read-only: reads answer, writes answer
+// ErrInsufficientStorage, the process goes on.
+func TestOpenOnFullDiskIsReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	disk := newFullDisk()
+	s := openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
+	if err := putBalance(s, "acct", 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+
+	disk.full.Store(true)
+	s = openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
+	bal, err := s.Balance("acct")
+	if err != nil || bal.GetGranted() != 100 {
+		t.Fatalf("balance on a read-only store = %v (%v), want 100", bal, err)
+	}
+	if err := putBalance(s, "acct", 2, 200); !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("write on a read-only store: got %v, want ErrInsufficientStorage", err)
+	}
+	closeStore(t, s)
+
+	disk.full.Store(false)
+	s = openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
+	if err := putBalance(s, "acct", 2, 200); err != nil {
+		t.Fatalf("write after space came back and the store reopened: %v", err)
+	}
+}
+
+// TestCheckSpaceFloor: below the free-space floor CheckSpace refuses with
+// ErrInsufficientStorage (no write is made), logs it once a minute however
+// often it is asked, and accepts again as soon as space is back, without a
+// restart.
+func TestCheckSpaceFloor(t *testing.T) {
+	disk := newFullDisk()
+	logs := &lineCounter{}
+	s := openWith(t, t.TempDir(), slog.New(logs), Options{FS: disk, MinFreeBytes: 64 << 20})
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	s.logs.now = func() time.Time { return time.Unix(0, now.Load()) }
+
+	tests := []struct {
+		name  string
+		free  uint64
+		want  error
+		lines int // warning lines logged so far
+	}{
+		{"plenty", 1 << 30, nil, 0},
+		{"at the floor", 64 << 20, nil, 0},
+		{"below the floor", 64<<20 - 1, ErrInsufficientStorage, 1},
+		{"still below, same minute", 1 << 20, ErrInsufficientStorage, 1},
+		{"space back", 100 << 20, nil, 1},
+	}
+	for _, tt := range tests {
+		disk.free.Store(tt.free)
+		for range 100 {
+			if err := s.CheckSpace(); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Fatalf("%s: CheckSpace() = %v, want %v", tt.name, err, tt.want)
+			}
+		}
+		if got := logs.count(); got != tt.lines {
+			t.Fatalf("%s: %d warning lines, want %d: %q", tt.name, got, tt.lines, logs.lines)
+		}
+	}
+	disk.free.Store(1 << 20)
+	now.Add(int64(time.Minute))
+	_ = s.CheckSpace()
+	if got := logs.count(); got != 2 {
+		t.Errorf("a minute later: %d warning lines, want 2", got)
+	}
+	if err := putBalance(s, "acct", 1, 5); err != nil {
+		t.Errorf("a commit below the floor (the floor is for new work only): %v", err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	if err := (Options{MinFreeBytes: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("Validate(-1) = %v, want a complaint about a negative floor", err)
+	}
+	if _, err := OpenWith(filepath.Join(t.TempDir(), "x"), nil, Options{MinFreeBytes: -1}); err == nil {
+		t.Error("OpenWith with a negative floor opened")
+	}
+}
