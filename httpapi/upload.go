@@ -43,6 +43,9 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return nil, huma.Error415UnsupportedMediaType("send the PDF as multipart/form-data with a 'file' field")
 	}
+	if err := a.cfg.Backend.CheckSpace(); err != nil { // disk full: 507 before a byte of the body is read
+		return nil, err
+	}
 	release, ok := a.uploads.tryAcquire() // before a byte of the body is read
 	if !ok {
 		return nil, errUploadsBusy(cap(a.uploads.slots))
@@ -77,6 +80,9 @@ func (a *API) readUpload(ctx huma.Context) (f *uploadForm, err error) {
 			f.Upload = up
 			f.FileName = part.FileName()
 			if _, rerr := up.Receive(part, max); rerr != nil {
+				if errors.Is(rerr, persistence.ErrInsufficientStorage) {
+					return f, rerr
+				}
 				if errors.Is(rerr, persistence.ErrUploadTooLarge) {
 					return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the PDF is larger than the limit of %d bytes (%d MB)", max, max>>20))
 				}

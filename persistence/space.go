@@ -12,6 +12,10 @@ import (
 // uploads (serve's --min-free-disk-mb, 512).
 const DefaultMinFreeBytes = 512 << 20
 
+// openReserveBytes is the free space, beyond the WALs to replay, that Pebble
+// needs to open for writing (a new WAL, MANIFEST, OPTIONS).
+const openReserveBytes = 8 << 20
+
 // spaceLogEvery is how often a full disk is logged again: once a minute,
 // not once per refused request.
 const spaceLogEvery = time.Minute

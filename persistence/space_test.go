@@ -152,33 +152,47 @@ func TestCommitOutOfSpaceKeepsProcess(t *testing.T) {
 	}
 }
 
-// TestOpenOnFullDiskIsReadOnly: a store that cannot open for writing (its
-// disk is full) opens read-only: reads answer, writes answer
-// ErrInsufficientStorage, the process goes on.
+// TestOpenOnFullDiskIsReadOnly: a store that cannot open for writing opens
+// read-only: reads answer, writes answer ErrInsufficientStorage, the process
+// goes on. "no room" does not even try: with less free space than opening
+// for writing needs, Pebble would retry its failed MANIFEST write for ever
+// (a spinning node that never served).
 func TestOpenOnFullDiskIsReadOnly(t *testing.T) {
-	dir := t.TempDir()
-	disk := newFullDisk()
-	s := openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
-	if err := putBalance(s, "acct", 1, 100); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		fill func(d *fullDisk)
+		back func(d *fullDisk)
+	}{
+		{"writes fail", func(d *fullDisk) { d.full.Store(true) }, func(d *fullDisk) { d.full.Store(false) }},
+		{"no room", func(d *fullDisk) { d.free.Store(openReserveBytes - 1) }, func(d *fullDisk) { d.free.Store(1 << 40) }},
 	}
-	closeStore(t, s)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			disk := newFullDisk()
+			s := openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
+			if err := putBalance(s, "acct", 1, 100); err != nil {
+				t.Fatal(err)
+			}
+			closeStore(t, s)
 
-	disk.full.Store(true)
-	s = openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
-	bal, err := s.Balance("acct")
-	if err != nil || bal.GetGranted() != 100 {
-		t.Fatalf("balance on a read-only store = %v (%v), want 100", bal, err)
-	}
-	if err := putBalance(s, "acct", 2, 200); !errors.Is(err, ErrInsufficientStorage) {
-		t.Fatalf("write on a read-only store: got %v, want ErrInsufficientStorage", err)
-	}
-	closeStore(t, s)
+			tt.fill(disk)
+			s = openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
+			bal, err := s.Balance("acct")
+			if err != nil || bal.GetGranted() != 100 {
+				t.Fatalf("balance on a read-only store = %v (%v), want 100", bal, err)
+			}
+			if err := putBalance(s, "acct", 2, 200); !errors.Is(err, ErrInsufficientStorage) {
+				t.Fatalf("write on a read-only store: got %v, want ErrInsufficientStorage", err)
+			}
+			closeStore(t, s)
 
-	disk.full.Store(false)
-	s = openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
-	if err := putBalance(s, "acct", 2, 200); err != nil {
-		t.Fatalf("write after space came back and the store reopened: %v", err)
+			tt.back(disk)
+			s = openWith(t, dir, slog.New(slog.DiscardHandler), Options{FS: disk})
+			if err := putBalance(s, "acct", 2, 200); err != nil {
+				t.Fatalf("write after space came back and the store reopened: %v", err)
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -110,10 +111,21 @@ func OpenWith(dir string, log *slog.Logger, o Options) (*Store, error) {
 	if err := s.cleanTmp(); err != nil {
 		return nil, err
 	}
-	db, err := s.openPebble(false)
-	if err != nil && isNoSpace(err) {
-		// Opening for writing writes (a new WAL, OPTIONS); reading does not.
-		log.Error("disk full: opening the store read-only; writes are refused until space is freed and the node restarted", "dir", dir, "err", err)
+	// Opening for writing writes: a new WAL, MANIFEST and OPTIONS, and the
+	// flush of the WAL it replays. On a disk without room for them Pebble
+	// retries its failed MANIFEST write for ever (a spinning, silent node);
+	// reading writes nothing, so the store opens read-only then.
+	var db *pebble.DB
+	var err error
+	need, free, room := s.roomToOpen()
+	if room {
+		db, err = s.openPebble(false)
+	}
+	if !room || (err != nil && isNoSpace(err)) {
+		if err == nil {
+			err = fmt.Errorf("%d MiB free, %d MiB needed to open for writing: %w", free>>20, need>>20, syscall.ENOSPC)
+		}
+		log.Error("disk full: the store opens read-only; writes are refused until space is freed and the node restarted", "dir", dir, "err", err.Error())
 		s.failWrites(err)
 		db, err = s.openPebble(true)
 	}
@@ -122,6 +134,25 @@ func OpenWith(dir string, log *slog.Logger, o Options) (*Store, error) {
 	}
 	s.db = db
 	return s, nil
+}
+
+// roomToOpen says whether the data disk has room to open Pebble for
+// writing: the size of the WALs it would replay and flush, plus
+// openReserveBytes. It returns what is needed and what is free.
+func (s *Store) roomToOpen() (need, free uint64, ok bool) {
+	need = openReserveBytes
+	if entries, err := os.ReadDir(filepath.Join(s.dir, "db")); err == nil {
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && filepath.Ext(e.Name()) == ".log" {
+				need += uint64(info.Size())
+			}
+		}
+	}
+	du, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil {
+		return need, 0, true // not known: let Pebble try
+	}
+	return need, du.AvailBytes, du.AvailBytes >= need
 }
 
 func (s *Store) openPebble(readOnly bool) (*pebble.DB, error) {
@@ -135,7 +166,7 @@ func (s *Store) openPebble(readOnly bool) (*pebble.DB, error) {
 func (s *Store) Close() error {
 	err := s.db.Close()
 	if err != nil && s.writeFailure() != nil {
-		s.log.Warn("close after a failed write", "err", err)
+		s.log.Warn("close after a failed write", "err", err.Error())
 		return nil
 	}
 	return err

@@ -71,6 +71,8 @@ type serveFlags struct {
 	syncTimeout     time.Duration
 	asyncEnabled    bool
 	asyncEnabledSet bool // given as a flag or QUIRE_ASYNC_ENABLED
+	// Disk full (README, "Disk full").
+	minFreeDiskMB int64
 }
 
 func newServeCmd() *cobra.Command {
@@ -131,6 +133,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.IntVar(&f.maxActiveJobs, "max-active-jobs", 1000, "unfinished jobs an account may have, cluster-wide, unless it has its own limit (0: no limit); more are answered 429")
 	fl.DurationVar(&f.idempotencyTTL, "idempotency-ttl", node.DefaultIdempotencyTTL, "how long an Idempotency-Key names the job it made")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
+	fl.Int64Var(&f.minFreeDiskMB, "min-free-disk-mb", persistence.DefaultMinFreeBytes>>20, "free space (MiB) the data disk keeps: below it new uploads are answered 507 before their body is read, and /readyz says 'disk nearly full' (0: no floor)")
 	fl.StringVar(&f.metricsToken, "metrics-token", "", "when set, GET /metrics needs 'Authorization: Bearer <token>' (default: open, for Prometheus)")
 	return cmd
 }
@@ -166,7 +169,10 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 			"and --idempotency-ttl must be positive (got %v, %d, %d, %d, %s)",
 			f.rateLimitRPS, f.rateLimitBurst, f.maxConcurrentUploads, f.maxActiveJobs, f.idempotencyTTL)
 	}
-	store, err := persistence.Open(f.dataDir, log.With("component", "store"))
+	if f.minFreeDiskMB < 0 {
+		return fmt.Errorf("--min-free-disk-mb must not be negative (got %d)", f.minFreeDiskMB)
+	}
+	store, err := persistence.OpenWith(f.dataDir, log.With("component", "store"), persistence.Options{MinFreeBytes: f.minFreeDiskMB << 20})
 	if err != nil {
 		return err
 	}
