@@ -46,6 +46,8 @@ func problem(log *slog.Logger, err error) error {
 		return huma.Error422UnprocessableEntity(clean(err))
 	case errors.Is(err, persistence.ErrInsufficientStorage):
 		return errInsufficientStorage(log, err)
+	case errors.Is(err, persistence.ErrReopening):
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the node's store is reopening; try again"), http.Header{"Retry-After": {"1"}})
 	case errors.Is(err, persistence.ErrReadOnly):
 		log.Error("request refused: the store is read-only", "err", err)
 		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the node's store takes no writes; nothing was stored and no credits were charged"),

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -15,6 +16,10 @@ const DefaultMinFreeBytes = 512 << 20
 // openReserveBytes is the free space, beyond the WALs to replay, that Pebble
 // needs to open for writing (a new WAL, MANIFEST, OPTIONS).
 const openReserveBytes = 8 << 20
+
+// reopenWait is how long a read waits for the database to be reopened
+// before it answers ErrReopening.
+const reopenWait = 2 * time.Second
 
 // spaceLogEvery is how often a full disk is logged again: once a minute,
 // not once per refused request.
@@ -79,8 +84,69 @@ func (s *Store) failWrites(cause error) bool {
 	if isNoSpace(cause) {
 		sentinel = ErrInsufficientStorage
 	}
-	err := fmt.Errorf("%w: the store stopped writing after %v; free space on the data disk and restart the node", sentinel, cause)
+	err := fmt.Errorf("%w: the store stopped writing after %v; it takes writes again once the data disk has room", sentinel, cause)
 	return s.failed.CompareAndSwap(nil, &err)
+}
+
+// reopenSoon asks the recheck loop to reopen the database now. After a
+// failed commit Pebble takes no more writes, and its memtable holds the
+// failed batch (readable, never durable): reopening drops it and, once the
+// disk has room, takes writes again.
+func (s *Store) reopenSoon() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// startRecheck starts the loop that reopens the database when asked
+// (reopenSoon) and, while writes are refused, every recheckEvery once the
+// disk has room to open for writing. Close stops it.
+func (s *Store) startRecheck() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		tick := time.NewTicker(s.recheckEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.kick:
+				s.reopen()
+			case <-tick.C:
+				if s.writeFailure() == nil {
+					continue
+				}
+				if _, _, room := s.roomToOpen(); room {
+					s.reopen()
+				}
+			}
+		}
+	}()
+}
+
+// reopen closes the database and opens it again, for writing if the disk
+// has room (openDB). It waits for the reads and writes in progress; new
+// ones answer ErrReopening meanwhile (quiesce).
+func (s *Store) reopen() {
+	old := s.quiesce()
+	wasFailed := s.writeFailure()
+	if err := old.Close(); err != nil {
+		s.log.Debug("close before reopening", "err", err.Error())
+	}
+	s.failed.Store(nil)
+	db, err := s.openDB()
+	if err != nil {
+		// Not even read-only: nothing can be served from this store.
+		panic(fmt.Errorf("persistence: reopen pebble in %s: %w", s.dir, err))
+	}
+	s.resume(db)
+	if s.writeFailure() == nil && wasFailed != nil {
+		s.log.Info("the data disk has room again: the store takes writes", "dir", s.dir)
+	}
 }
 
 // rateLimitedLog runs a log call at most once per spaceLogEvery per key, and

@@ -1,13 +1,16 @@
 package persistence
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -29,6 +32,10 @@ var (
 	// ErrReadOnly means the store takes no writes: a commit failed for a
 	// reason other than space, and Pebble takes none after that.
 	ErrReadOnly = errors.New("persistence: store is read-only")
+	// ErrReopening means the store is reopening its database (for a few
+	// milliseconds, after a failed write or when space is back) or is closed:
+	// try again.
+	ErrReopening = errors.New("persistence: store is reopening")
 )
 
 // Options tune a store. The zero value is valid: no free-space floor, the
@@ -40,6 +47,9 @@ type Options struct {
 	// FS is the file system Pebble writes through and free space is read
 	// from (default vfs.Default); tests wrap it to inject faults.
 	FS vfs.FS
+	// RecheckEvery is how often a store that stopped writing checks whether
+	// the disk has room again (default 5s).
+	RecheckEvery time.Duration
 }
 
 // Validate says what is wrong with o, in plain words.
@@ -47,13 +57,27 @@ func (o Options) Validate() error {
 	if o.MinFreeBytes < 0 {
 		return fmt.Errorf("persistence: the free space floor must not be negative (got %d bytes)", o.MinFreeBytes)
 	}
+	if o.RecheckEvery < 0 {
+		return fmt.Errorf("persistence: the free space recheck interval must not be negative (got %s)", o.RecheckEvery)
+	}
 	return nil
 }
 
 // Store is one node's durable state: Pebble under dir/db, blobs under
 // dir/blobs, uploads in progress under dir/tmp.
 type Store struct {
-	db    *pebble.DB
+	// mu guards db and the count of its users (reader). While the
+	// database is reopened (after a failed write, or when space is back)
+	// or closed, new users are refused with ErrReopening and the reopen
+	// waits for the count to drop to zero.
+	mu struct {
+		sync.Mutex
+		db        *pebble.DB
+		users     int
+		reopening bool
+		idle      sync.Cond     // signalled when users drops to zero while reopening
+		reopened  chan struct{} // closed when the reopen ends
+	}
 	dir   string
 	blobs string
 	cache string
@@ -66,6 +90,12 @@ type Store struct {
 	failed atomic.Pointer[error]
 	// logs keeps repeated conditions (a full disk) to one line a minute.
 	logs rateLimitedLog
+	// recheckEvery, kick, stop and wg run the loop that reopens the
+	// database after a failed write and when space is back (space.go).
+	recheckEvery time.Duration
+	kick         chan struct{}
+	stop         context.CancelFunc
+	wg           sync.WaitGroup
 	// fetches makes concurrent fetches of one job's PDF from another node one.
 	fetches singleflight.Group
 }
@@ -90,6 +120,9 @@ func OpenWith(dir string, log *slog.Logger, o Options) (*Store, error) {
 	if o.FS == nil {
 		o.FS = vfs.Default
 	}
+	if o.RecheckEvery == 0 {
+		o.RecheckEvery = 5 * time.Second
+	}
 	s := &Store{
 		dir:     dir,
 		blobs:   filepath.Join(dir, "blobs"),
@@ -98,6 +131,9 @@ func OpenWith(dir string, log *slog.Logger, o Options) (*Store, error) {
 		log:     log,
 		fs:      o.FS,
 		minFree: o.MinFreeBytes,
+
+		recheckEvery: o.RecheckEvery,
+		kick:         make(chan struct{}, 1),
 	}
 	// Copies of other nodes' PDFs are fetched again when needed.
 	if err := os.RemoveAll(s.cache); err != nil {
@@ -111,29 +147,91 @@ func OpenWith(dir string, log *slog.Logger, o Options) (*Store, error) {
 	if err := s.cleanTmp(); err != nil {
 		return nil, err
 	}
-	// Opening for writing writes: a new WAL, MANIFEST and OPTIONS, and the
-	// flush of the WAL it replays. On a disk without room for them Pebble
-	// retries its failed MANIFEST write for ever (a spinning, silent node);
-	// reading writes nothing, so the store opens read-only then.
-	var db *pebble.DB
-	var err error
-	need, free, room := s.roomToOpen()
-	if room {
-		db, err = s.openPebble(false)
-	}
-	if !room || (err != nil && isNoSpace(err)) {
-		if err == nil {
-			err = fmt.Errorf("%d MiB free, %d MiB needed to open for writing: %w", free>>20, need>>20, syscall.ENOSPC)
-		}
-		log.Error("disk full: the store opens read-only; writes are refused until space is freed and the node restarted", "dir", dir, "err", err.Error())
-		s.failWrites(err)
-		db, err = s.openPebble(true)
-	}
+	db, err := s.openDB()
 	if err != nil {
 		return nil, fmt.Errorf("persistence: open pebble in %s: %w", dir, err)
 	}
-	s.db = db
+	s.mu.db = db
+	s.mu.idle.L = &s.mu.Mutex
+	s.startRecheck()
 	return s, nil
+}
+
+// reader returns the database for one read or write, and the func that
+// ends the use; the database is not reopened in between. While it is
+// being reopened, it waits for the reopen up to reopenWait, then answers
+// ErrReopening: a read made inside another (a scan's callback) holds the
+// reopen up, and waiting longer would deadlock them.
+func (s *Store) reader() (*pebble.DB, func(), error) {
+	timeout := time.NewTimer(reopenWait)
+	defer timeout.Stop()
+	for {
+		s.mu.Lock()
+		if !s.mu.reopening {
+			s.mu.users++
+			db := s.mu.db
+			s.mu.Unlock()
+			return db, s.release, nil
+		}
+		reopened := s.mu.reopened
+		s.mu.Unlock()
+		select {
+		case <-reopened:
+		case <-timeout.C:
+			return nil, nil, ErrReopening
+		}
+	}
+}
+
+func (s *Store) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.users--
+	if s.mu.users == 0 && s.mu.reopening {
+		s.mu.idle.Broadcast()
+	}
+}
+
+// quiesce refuses new users of the database and waits until the current
+// ones are done; it returns the database, to close.
+func (s *Store) quiesce() *pebble.DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.reopening, s.mu.reopened = true, make(chan struct{})
+	for s.mu.users > 0 {
+		s.mu.idle.Wait()
+	}
+	return s.mu.db
+}
+
+// resume lets users in again, onto db.
+func (s *Store) resume(db *pebble.DB) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.db, s.mu.reopening = db, false
+	close(s.mu.reopened)
+}
+
+// openDB opens Pebble for writing when the disk has room for it, else
+// read-only, with every write refused. Opening for writing writes (a new
+// WAL, MANIFEST and OPTIONS, and the flush of the WAL it replays); on a
+// disk without room for them Pebble retries its failed MANIFEST write for
+// ever (a spinning, silent node). Reading writes nothing.
+func (s *Store) openDB() (*pebble.DB, error) {
+	need, free, room := s.roomToOpen()
+	err := fmt.Errorf("%d MiB free, %d MiB needed to open for writing: %w", free>>20, need>>20, syscall.ENOSPC)
+	if room {
+		db, oerr := s.openPebble(false)
+		if oerr == nil || !isNoSpace(oerr) {
+			return db, oerr
+		}
+		err = oerr
+	}
+	s.logs.every("open read-only", func(int) {
+		s.log.Error("disk full: the store is open read-only; writes are refused until the disk has room", "dir", s.dir, "err", err.Error())
+	})
+	s.failWrites(err)
+	return s.openPebble(true)
 }
 
 // roomToOpen says whether the data disk has room to open Pebble for
@@ -164,7 +262,9 @@ func (s *Store) openPebble(readOnly bool) (*pebble.DB, error) {
 // Close flushes and closes the database. After a failed write (already
 // reported) Pebble's close reports it again; that is logged, not returned.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	s.stop()
+	s.wg.Wait()
+	err := s.quiesce().Close()
 	if err != nil && s.writeFailure() != nil {
 		s.log.Warn("close after a failed write", "err", err.Error())
 		return nil
@@ -176,11 +276,23 @@ func (s *Store) Close() error {
 func (s *Store) Dir() string { return s.dir }
 
 // Metrics returns Pebble's own counters, for /metrics.
-func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
+func (s *Store) Metrics() *pebble.Metrics {
+	db, done, err := s.reader()
+	if err != nil {
+		return &pebble.Metrics{}
+	}
+	defer done()
+	return db.Metrics()
+}
 
 // getProto reads key into msg. It returns ErrNotFound when the key is absent.
 func (s *Store) getProto(key []byte, msg proto.Message) error {
-	v, closer, err := s.db.Get(key)
+	db, done, err := s.reader()
+	if err != nil {
+		return err
+	}
+	defer done()
+	v, closer, err := db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return ErrNotFound
 	}
@@ -197,7 +309,12 @@ func (s *Store) getProto(key []byte, msg proto.Message) error {
 // scan calls fn for every key with the prefix, in key order (or reverse).
 // fn returns false to stop.
 func (s *Store) scan(prefix []byte, reverse bool, fn func(key, value []byte) (bool, error)) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	db, done, err := s.reader()
+	if err != nil {
+		return err
+	}
+	defer done()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return fmt.Errorf("persistence: iterate %q: %w", prefix, err)
 	}
@@ -266,7 +383,8 @@ func (l *pebbleLogger) Fatalf(format string, args ...any) {
 		}
 	}
 	if l.s.failWrites(cause) {
-		l.s.log.Error("pebble failed a write: the store takes no more writes until the node restarts; reads go on", "err", cause)
+		l.s.log.Error("pebble failed a write: the store reopens, and takes writes again once the disk has room; reads go on", "err", cause)
+		l.s.reopenSoon()
 		return
 	}
 	l.s.logs.every("pebble fatal: "+format, func(dropped int) {

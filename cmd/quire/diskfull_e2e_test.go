@@ -5,7 +5,8 @@ package main
 // when the disk fills mid-upload; a Pebble commit that fails for lack of
 // space no longer ends the process; restarted on the full disk the node
 // serves reads, refuses writes with 507 and logs the condition once a
-// minute; once space is freed, writes work and the credits are exact.
+// minute; once space is freed, writes work again without a restart and the
+// credits are exact.
 
 import (
 	"bufio"
@@ -282,16 +283,22 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("%d WARN/ERROR lines after a restart on a full disk and 100 refused uploads, want at most 10:\n%s", loud, strings.Join(lines, "\n"))
 	}
 
-	// Space freed: after a restart (Pebble takes no write after a failed
-	// one), writes work and the credits are exact.
+	// Space freed: without a restart, the store reopens for writing (within
+	// its 5 s recheck), the node is ready, uploads work, credits are exact.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	n.stop()
-	n.start()
+	pollUntil(t, time.Minute, "/readyz not 200 after space was freed", func() bool {
+		return n.client("").get(t, "/readyz").Status == http.StatusOK
+	})
 	third, _ := c.waitTerminal(t, c.submit(t, pdf, nil), 2*time.Minute)
 	if third.Status != "completed" {
 		t.Fatalf("job after space was freed: %s (%s)", third.Status, third.Error)
 	}
+	wantExactCredits(t, c, granted)
+
+	// And the store the full disk went through opens clean.
+	n.stop()
+	n.start()
 	wantExactCredits(t, c, granted)
 }
