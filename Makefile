@@ -4,7 +4,7 @@ BIN       := bin/quire
 CORPUS    ?= $(HOME)/.cache/quire-corpus
 PKGS      := ./...
 
-.PHONY: all build run test test-short corpus proto lint bench bench-go clean
+.PHONY: all build run test test-short fuzz-short corpus proto lint bench bench-go clean
 
 all: build
 
@@ -20,7 +20,29 @@ corpus:
 	bench/corpus/fetch-corpus.sh $(CORPUS)
 
 test: corpus
-	QUIRE_CORPUS=$(CORPUS) $(GO) test -race -timeout 20m $(PKGS)
+	QUIRE_CORPUS=$(CORPUS) $(GO) test -race -timeout 30m $(PKGS)
+	$(MAKE) fuzz-short
+
+# Every parser of outside input has a fuzz target; `make test` runs each
+# briefly (FUZZTIME) on top of its committed seed corpus (testdata/fuzz/).
+FUZZTIME ?= 10s
+define FUZZ_TARGETS
+FuzzMultipartUpload ./httpapi
+FuzzSchemaCompile   ./actors/extract/gemini
+FuzzInspect         ./actors/pdf
+FuzzNormalize       ./actors/extract/text
+FuzzParseGossipKeys ./cluster
+FuzzDecodeMeta      ./cluster
+endef
+export FUZZ_TARGETS
+
+fuzz-short: SHELL := /bin/bash
+fuzz-short:
+	@while read -r name pkg; do \
+		[ -n "$$name" ] || continue; \
+		echo "== fuzz $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done <<< "$$FUZZ_TARGETS"
 
 proto:
 	protoc --plugin=protoc-gen-go="$$($(GO) tool -n protoc-gen-go)" \

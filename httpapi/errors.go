@@ -48,6 +48,14 @@ func problem(log *slog.Logger, err error) error {
 	case errors.Is(err, node.ErrInvalidRequest), errors.Is(err, extract.ErrUnknownExtractor),
 		errors.Is(err, ledger.ErrUnknownAccount):
 		return huma.Error422UnprocessableEntity(clean(err))
+	case errors.Is(err, persistence.ErrInsufficientStorage):
+		return errInsufficientStorage(log, err)
+	case errors.Is(err, persistence.ErrReopening):
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the node's store is reopening; try again"), http.Header{"Retry-After": {"1"}})
+	case errors.Is(err, persistence.ErrReadOnly):
+		log.Error("request refused: the store is read-only", "err", err)
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the node's store takes no writes; nothing was stored and no credits were charged"),
+			http.Header{"Retry-After": {"60"}})
 	case errors.Is(err, ledger.ErrUnavailable), errors.Is(err, node.ErrUnavailable):
 		log.Warn("request failed: unavailable", "err", err)
 		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(unavailableDetail), http.Header{"Retry-After": {"5"}})
@@ -92,5 +100,31 @@ func clean(err error) string {
 		if !trimmed {
 			return msg
 		}
+	}
+}
+
+// --- Disk full (507) ---
+
+// codedProblem is an RFC 9457 problem with a stable type URI and Quire's
+// short code.
+type codedProblem struct {
+	huma.ErrorModel
+	Code string `json:"code" doc:"A short, stable name of the problem."`
+}
+
+// errInsufficientStorage is the answer to a write refused or failed for lack
+// of disk space: 507, code insufficient_storage. Nothing was stored or
+// charged. Its cause is logged at debug level only: the store logs a full
+// disk once a minute, not once per request.
+func errInsufficientStorage(log *slog.Logger, err error) error {
+	log.Debug("request refused: disk full", "err", err)
+	return &codedProblem{
+		ErrorModel: huma.ErrorModel{
+			Type:   "urn:quire:problem:insufficient_storage",
+			Title:  http.StatusText(http.StatusInsufficientStorage),
+			Status: http.StatusInsufficientStorage,
+			Detail: "the node's disk is full: nothing was stored and no credits were charged; try again later",
+		},
+		Code: "insufficient_storage",
 	}
 }

@@ -73,7 +73,7 @@ func addJobRoutes(a *API) {
 		Description:   "Streams the PDF to disk, checks it, reserves pages x credits-per-page and answers 202 with the job once the job and its reservation are durable.",
 		Security:      keySecurity,
 		DefaultStatus: http.StatusAccepted,
-		Errors:        []int{400, 401, 402, 409, 413, 415, 422, 429, 503},
+		Errors:        []int{400, 401, 402, 409, 413, 415, 422, 429, 503, 507},
 	}, func(ctx context.Context, in *streamInput) (*jobOutput, error) {
 		acct := account(ctx)
 		if err := a.asyncOpen(ctx, acct); err != nil { // the emergency switch (rollout.go)

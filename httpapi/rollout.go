@@ -232,7 +232,7 @@ func addRolloutRoutes(a *API) {
 			"The sync path takes PDFs of at most the node's --sync-max-pages (else 413, nothing charged) and waits at most --sync-timeout (else 504: the job is cancelled, the credits of its unprocessed pages are refunded, and Location names the job). " +
 			"X-Quire-Route says which path was taken; every answer carries Deprecation, Sunset and Link headers.",
 		Security: keySecurity, Deprecated: true,
-		Errors: []int{400, 401, 402, 413, 415, 422, 503, 504},
+		Errors: []int{400, 401, 402, 413, 415, 422, 503, 504, 507},
 	}, a.process)
 
 	// As for POST /v1/jobs, the form is documented after registration, and

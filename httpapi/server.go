@@ -36,6 +36,9 @@ type Backend interface {
 	ClaimIdempotency(ctx context.Context, account, key string, sum []byte) (*messages.IdempotencyClaim, error)
 	ReleaseIdempotency(ctx context.Context, account, key string) error
 	NewUpload() (*persistence.Upload, error)
+	// CheckSpace refuses new uploads when the disk is (nearly) full
+	// (persistence.ErrInsufficientStorage).
+	CheckSpace() error
 	Submit(ctx context.Context, s node.Submission) (*job.State, error)
 	Job(ctx context.Context, account, id string) (*job.State, error)
 	Jobs(ctx context.Context, account string, status messages.JobStatus, after string, limit int) ([]*job.State, string, error)

@@ -54,6 +54,9 @@ func (a *API) readUpload(ctx huma.Context, acct *messages.Account) (f *uploadFor
 	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return nil, huma.Error415UnsupportedMediaType("send the PDF as multipart/form-data with a 'file' field")
 	}
+	if err := a.cfg.Backend.CheckSpace(); err != nil { // disk full: 507 before a byte of the body is read
+		return nil, err
+	}
 	// Both gates before a byte of the body is read: the account's first,
 	// so that one account cannot take the node's every slot.
 	releaseAcct, ok := a.acctUploads.tryAcquire(acct.GetId())
@@ -102,6 +105,9 @@ func (a *API) readUpload(ctx huma.Context, acct *messages.Account) (f *uploadFor
 				return f, errNotUTF8("the file name")
 			}
 			if _, rerr := up.Receive(part, max); rerr != nil {
+				if errors.Is(rerr, persistence.ErrInsufficientStorage) {
+					return f, rerr
+				}
 				if errors.Is(rerr, persistence.ErrUploadTooLarge) {
 					return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the PDF is larger than the limit of %d bytes (%d MB)", max, max>>20))
 				}

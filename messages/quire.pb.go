@@ -216,6 +216,8 @@ const (
 	LedgerError_CODE_UNAUTHORIZED         LedgerError_Code = 5
 	LedgerError_CODE_TOO_MANY_ACTIVE_JOBS LedgerError_Code = 6
 	LedgerError_CODE_CONFLICT             LedgerError_Code = 7
+	// The write failed or was refused for lack of disk space; nothing moved.
+	LedgerError_CODE_INSUFFICIENT_STORAGE LedgerError_Code = 8
 )
 
 // Enum value maps for LedgerError_Code.
@@ -229,6 +231,7 @@ var (
 		5: "CODE_UNAUTHORIZED",
 		6: "CODE_TOO_MANY_ACTIVE_JOBS",
 		7: "CODE_CONFLICT",
+		8: "CODE_INSUFFICIENT_STORAGE",
 	}
 	LedgerError_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":          0,
@@ -239,6 +242,7 @@ var (
 		"CODE_UNAUTHORIZED":         5,
 		"CODE_TOO_MANY_ACTIVE_JOBS": 6,
 		"CODE_CONFLICT":             7,
+		"CODE_INSUFFICIENT_STORAGE": 8,
 	}
 )
 
@@ -4436,10 +4440,10 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x12ReleaseIdempotency\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"\x9c\x02\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\xbb\x02\n" +
 	"\vLedgerError\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.quire.v1.LedgerError.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xc2\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xe1\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CODE_INSUFFICIENT_CREDITS\x10\x01\x12\x18\n" +
@@ -4448,7 +4452,8 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\fCODE_STORAGE\x10\x04\x12\x15\n" +
 	"\x11CODE_UNAUTHORIZED\x10\x05\x12\x1d\n" +
 	"\x19CODE_TOO_MANY_ACTIVE_JOBS\x10\x06\x12\x11\n" +
-	"\rCODE_CONFLICT\x10\a\"\xcd\x03\n" +
+	"\rCODE_CONFLICT\x10\a\x12\x1d\n" +
+	"\x19CODE_INSUFFICIENT_STORAGE\x10\b\"\xcd\x03\n" +
 	"\tChunkWork\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +

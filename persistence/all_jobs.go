@@ -18,7 +18,12 @@ var eventsPrefix = []byte("ev/")
 // before with a single seek, so a job costs one step whatever its number of
 // events.
 func (s *Store) AllJobIDs(after string, fn func(job string) (bool, error)) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: eventsPrefix, UpperBound: prefixEnd(eventsPrefix)})
+	db, done, err := s.reader()
+	if err != nil {
+		return err
+	}
+	defer done()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: eventsPrefix, UpperBound: prefixEnd(eventsPrefix)})
 	if err != nil {
 		return fmt.Errorf("persistence: iterate job logs: %w", err)
 	}

@@ -14,29 +14,62 @@ import (
 // visible until Commit, which writes it atomically with Sync.
 type Batch struct {
 	s   *Store
+	db  *pebble.DB // the one b was made on (the store may reopen its database)
 	b   *pebble.Batch
 	err error
 }
 
 // NewBatch starts an empty batch.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, b: s.db.NewBatch()}
+	db, done, err := s.reader()
+	if err != nil {
+		return &Batch{s: s, err: err}
+	}
+	defer done()
+	return &Batch{s: s, db: db, b: db.NewBatch()}
 }
 
-// Commit writes the batch durably (fsync) and releases it.
+// Commit writes the batch durably (fsync) and releases it. After a commit
+// failed for lack of space (then Pebble takes no more writes), it answers
+// ErrInsufficientStorage (ErrReadOnly for another cause) without writing.
 func (b *Batch) Commit() error {
+	if b.b == nil {
+		return b.err
+	}
 	defer b.b.Close()
 	if b.err != nil {
 		return b.err
 	}
-	if err := b.b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("persistence: commit: %w", err)
+	db, done, err := b.s.reader()
+	if err != nil {
+		return err
 	}
-	return nil
+	defer done()
+	if err := b.s.writeFailure(); err != nil {
+		return err
+	}
+	pb := b.b
+	if db != b.db { // the store reopened its database since NewBatch
+		pb = db.NewBatch()
+		defer pb.Close()
+		if err := pb.Apply(b.b, nil); err != nil {
+			return fmt.Errorf("persistence: commit: %w", err)
+		}
+	}
+	if err := pb.Commit(pebble.Sync); err != nil {
+		return noSpace(fmt.Errorf("persistence: commit: %w", err))
+	}
+	// Pebble reports a failed WAL write through its logger's Fatalf and then
+	// returns nil (pebbleLogger); the store remembers it.
+	return b.s.writeFailure()
 }
 
 // Discard releases the batch without writing it.
-func (b *Batch) Discard() { _ = b.b.Close() }
+func (b *Batch) Discard() {
+	if b.b != nil {
+		_ = b.b.Close()
+	}
+}
 
 func (b *Batch) setProto(key []byte, msg proto.Message) {
 	if b.err != nil {

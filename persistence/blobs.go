@@ -31,13 +31,14 @@ type Upload struct {
 func (s *Store) NewUpload() (*Upload, error) {
 	f, err := os.CreateTemp(s.tmp, "upload-*.pdf")
 	if err != nil {
-		return nil, fmt.Errorf("persistence: create upload: %w", err)
+		return nil, noSpace(fmt.Errorf("persistence: create upload: %w", err))
 	}
 	return &Upload{s: s, f: f, sum: sha256.New()}, nil
 }
 
 // Receive streams r to disk, failing with ErrUploadTooLarge as soon as more
-// than limit bytes arrive (limit <= 0: no limit). Memory use is one buffer.
+// than limit bytes arrive (limit <= 0: no limit), and with
+// ErrInsufficientStorage when the disk fills. Memory use is one buffer.
 func (u *Upload) Receive(r io.Reader, limit int64) (int64, error) {
 	if limit > 0 {
 		r = io.LimitReader(r, limit-u.size+1)
@@ -46,7 +47,7 @@ func (u *Upload) Receive(r io.Reader, limit int64) (int64, error) {
 	n, err := io.CopyBuffer(io.MultiWriter(u.f, u.sum), r, buf)
 	u.size += n
 	if err != nil {
-		return n, fmt.Errorf("persistence: receive upload: %w", err)
+		return n, noSpace(fmt.Errorf("persistence: receive upload: %w", err))
 	}
 	if limit > 0 && u.size > limit {
 		return n, ErrUploadTooLarge
@@ -67,11 +68,11 @@ func (u *Upload) SHA256() string { return hex.EncodeToString(u.sum.Sum(nil)) }
 func (u *Upload) Commit(job string) (string, error) {
 	if err := u.f.Sync(); err != nil {
 		u.Abort()
-		return "", fmt.Errorf("persistence: sync upload: %w", err)
+		return "", noSpace(fmt.Errorf("persistence: sync upload: %w", err))
 	}
 	if err := u.f.Close(); err != nil {
 		u.Abort()
-		return "", fmt.Errorf("persistence: close upload: %w", err)
+		return "", noSpace(fmt.Errorf("persistence: close upload: %w", err))
 	}
 	dst := u.s.BlobPath(job)
 	if err := os.Rename(u.f.Name(), dst); err != nil {

@@ -3,8 +3,6 @@ package persistence
 import (
 	"errors"
 	"fmt"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // clusterIDKey holds the id of the cluster this node belongs to (key space:
@@ -15,14 +13,13 @@ var clusterIDKey = []byte("meta/cluster_id")
 // ClusterID returns the id of the cluster this node belongs to, or "" when it
 // has not been in a cluster yet.
 func (s *Store) ClusterID() (string, error) {
-	v, closer, err := s.db.Get(clusterIDKey)
-	if errors.Is(err, pebble.ErrNotFound) {
+	v, err := s.getRaw(clusterIDKey)
+	if errors.Is(err, ErrNotFound) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("persistence: get %q: %w", clusterIDKey, err)
+		return "", err
 	}
-	defer closer.Close()
 	return string(v), nil
 }
 

@@ -7,4 +7,10 @@
 // (uploaded PDFs, streamed to disk). Every write that acknowledges a state
 // change is a Batch committed with Sync. The recovery scan (ActiveJobs) lists
 // every job that has not reached a terminal state.
+//
+// A full disk never ends the process (space.go): CheckSpace refuses new work
+// below a free-space floor; a write that fails for lack of space answers
+// ErrInsufficientStorage; after a failed commit (Pebble takes no write after
+// one) the store reopens its database, read-only until the disk has room
+// again, then for writing, without a restart.
 package persistence

@@ -97,7 +97,12 @@ func (s *Store) PendingReservations() ([]*messages.PendingReservation, error) {
 
 // HasJob reports whether the store records the job (its first event).
 func (s *Store) HasJob(job string) (bool, error) {
-	_, closer, err := s.db.Get(eventKey(job, 1))
+	db, done, err := s.reader()
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	_, closer, err := db.Get(eventKey(job, 1))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}

@@ -44,7 +44,12 @@ func (b *Batch) PutAccountKey(k *messages.APIKey) {
 
 // AccountKey finds an account's key by its id, or ErrNotFound.
 func (s *Store) AccountKey(account, keyID string) (*messages.APIKey, error) {
-	v, closer, err := s.db.Get(accountKeyIndexKey(account, keyID))
+	db, done, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	v, closer, err := db.Get(accountKeyIndexKey(account, keyID))
 	if err != nil && !errors.Is(err, pebble.ErrNotFound) {
 		return nil, fmt.Errorf("persistence: get key %s of %s: %w", keyID, account, err)
 	}

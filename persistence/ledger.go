@@ -65,7 +65,12 @@ func (s *Store) LedgerSeq() (int64, error) { return s.counter(ledgerSeqKey) }
 func (s *Store) AccountSeq() (int64, error) { return s.counter(accountSeqKey) }
 
 func (s *Store) counter(key []byte) (int64, error) {
-	v, closer, err := s.db.Get(key)
+	db, done, err := s.reader()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	v, closer, err := db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
 	}

@@ -17,7 +17,12 @@ var activeJobsCountedKey = []byte("meta/active_jobs_counted")
 
 // ActiveJobsCounted reports whether the balances' active_jobs are kept.
 func (s *Store) ActiveJobsCounted() (bool, error) {
-	_, closer, err := s.db.Get(activeJobsCountedKey)
+	db, done, err := s.reader()
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	_, closer, err := db.Get(activeJobsCountedKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}

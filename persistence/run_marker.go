@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // runKey is present while a process uses the store: BeginRun writes it,
@@ -18,16 +16,16 @@ var runKey = []byte("meta/running")
 // startedAt, and reports whether the process before it crashed (it never
 // called EndRun).
 func (s *Store) BeginRun(startedAt time.Time) (crashed bool, err error) {
-	_, closer, err := s.db.Get(runKey)
+	_, err = s.getRaw(runKey)
 	switch {
 	case err == nil:
 		crashed = true
-		_ = closer.Close()
-	case !errors.Is(err, pebble.ErrNotFound):
-		return false, fmt.Errorf("persistence: get %q: %w", runKey, err)
+	case !errors.Is(err, ErrNotFound):
+		return false, err
 	}
-	v := binary.BigEndian.AppendUint64(nil, uint64(startedAt.UnixMilli()))
-	if err := s.db.Set(runKey, v, pebble.Sync); err != nil {
+	b := s.NewBatch()
+	b.set(runKey, binary.BigEndian.AppendUint64(nil, uint64(startedAt.UnixMilli())))
+	if err := b.Commit(); err != nil {
 		return crashed, fmt.Errorf("persistence: set %q: %w", runKey, err)
 	}
 	return crashed, nil
@@ -36,7 +34,9 @@ func (s *Store) BeginRun(startedAt time.Time) (crashed bool, err error) {
 // EndRun records that the process stops cleanly: nothing of it writes to
 // the store any more.
 func (s *Store) EndRun() error {
-	if err := s.db.Delete(runKey, pebble.Sync); err != nil {
+	b := s.NewBatch()
+	b.del(runKey)
+	if err := b.Commit(); err != nil {
 		return fmt.Errorf("persistence: delete %q: %w", runKey, err)
 	}
 	return nil

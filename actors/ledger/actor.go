@@ -109,11 +109,19 @@ func (a *Actor) entry(account, job string, kind messages.LedgerKind, amount int6
 // commit writes b; on failure it reloads so memory matches the store again.
 func (a *Actor) commit(b *persistence.Batch) *messages.LedgerError {
 	if err := b.Commit(); err != nil {
-		a.log.Error("ledger write failed", "err", err)
+		if errors.Is(err, persistence.ErrInsufficientStorage) {
+			a.log.Debug("ledger write refused: disk full", "err", err) // the store logs a full disk once a minute
+		} else {
+			a.log.Error("ledger write failed", "err", err)
+		}
 		if lerr := a.load(); lerr != nil {
 			panic(fmt.Errorf("ledger: reload after failed write: %w", lerr))
 		}
-		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
+		code := messages.LedgerError_CODE_STORAGE
+		if errors.Is(err, persistence.ErrInsufficientStorage) {
+			code = messages.LedgerError_CODE_INSUFFICIENT_STORAGE
+		}
+		return codeError(code, err.Error())
 	}
 	return nil
 }

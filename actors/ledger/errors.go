@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/quirehq/quire/messages"
+	"github.com/quirehq/quire/persistence"
 )
 
 // Errors of the ledger.
@@ -46,6 +47,8 @@ func asError(e *messages.LedgerError) error {
 		base = ErrUnknownAccount
 	case messages.LedgerError_CODE_STORAGE:
 		base = ErrStorage
+	case messages.LedgerError_CODE_INSUFFICIENT_STORAGE:
+		return fmt.Errorf("%w: %w: %s", ErrStorage, persistence.ErrInsufficientStorage, e.GetMessage())
 	case messages.LedgerError_CODE_UNAUTHORIZED:
 		return ErrUnauthorized
 	case messages.LedgerError_CODE_TOO_MANY_ACTIVE_JOBS:

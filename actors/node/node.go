@@ -318,6 +318,10 @@ func (n *Node) Slots(ctx context.Context) (*messages.DispatcherStatsReply, error
 // NewUpload starts receiving an upload into the store's temporary area.
 func (n *Node) NewUpload() (*persistence.Upload, error) { return n.cfg.Store.NewUpload() }
 
+// CheckSpace says whether the node's disk can take a new upload
+// (persistence.ErrInsufficientStorage when not).
+func (n *Node) CheckSpace() error { return n.cfg.Store.CheckSpace() }
+
 // Drain stops placing new work on this node; what runs here finishes. It is
 // gossiped, so the other nodes stop placing here too.
 func (n *Node) Drain(ctx context.Context) error {

@@ -26,13 +26,16 @@ func (e *NotReadyError) Error() string {
 func (e *NotReadyError) Unwrap() []error { return e.Reasons }
 
 // Ready reports why the node cannot take work (a *NotReadyError with every
-// reason), or nil: its store must be readable, it must have joined the
-// cluster it was told to join, the ledger must answer, and a PDF reader
-// instance must be obtainable.
+// reason), or nil: its store must be readable and have room for new work,
+// it must have joined the cluster it was told to join, the ledger must
+// answer, and a PDF reader instance must be obtainable.
 func (n *Node) Ready(ctx context.Context) error {
 	var reasons []error
 	if _, err := n.cfg.Store.LedgerSeq(); err != nil {
 		reasons = append(reasons, fmt.Errorf("store not readable: %w", err))
+	}
+	if err := n.cfg.Store.CheckSpace(); err != nil {
+		reasons = append(reasons, fmt.Errorf("disk nearly full: %w", err))
 	}
 	if err := n.joined(); err != nil {
 		reasons = append(reasons, err)

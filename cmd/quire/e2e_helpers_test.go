@@ -296,6 +296,9 @@ type testNode struct {
 	err    error         // its exit status, valid once exited is closed
 	starts int
 	paused bool // SIGSTOPped and not yet SIGCONTinued
+	// liveOnly makes start wait for /healthz instead of /readyz: a node on
+	// a full disk serves but is not ready for new work.
+	liveOnly bool
 }
 
 // startNode starts a node on a free port with a fresh data dir, waits until
@@ -324,6 +327,9 @@ type nodeOptions struct {
 	// gossip key; by default it gets --gossip-key-file gossipKeyFile(tb).
 	noGossipKey bool
 	bin         string // the binary; default quireBinary
+	// dataDir is --data-dir; default a fresh temporary directory (e.g. a
+	// small tmpfs in the disk-full test).
+	dataDir string
 }
 
 // gossipKeyFiles holds each test's gossip key file: every test cluster has
@@ -371,12 +377,15 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 	}
 	o = o.withGossipKey(tb)
 	o.args = secureClusterArgs(tb, o.name, o.args)
+	if o.dataDir == "" {
+		o.dataDir = tb.TempDir()
+	}
 	if o.bin == "" {
 		o.bin = quireBinary(tb)
 	}
 	n := &testNode{
 		tb: tb, bin: o.bin, name: o.name,
-		addr: o.addr, dataDir: tb.TempDir(), logDir: tb.TempDir(), extraArgs: o.args,
+		addr: o.addr, dataDir: o.dataDir, logDir: tb.TempDir(), extraArgs: o.args,
 		env:  o.env,
 		http: &http.Client{Timeout: 2 * time.Minute},
 	}
@@ -550,15 +559,19 @@ func (n *testNode) openLog(stream string) *os.File {
 	return f
 }
 
-// waitReady polls GET /readyz until it answers 200.
+// waitReady polls GET /readyz (/healthz when liveOnly) until it answers 200.
 func (n *testNode) waitReady(timeout time.Duration) {
 	n.tb.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	probe := "/readyz"
+	if n.liveOnly {
+		probe = "/healthz"
+	}
 	var last string
 	for {
-		res, err := n.http.Get(n.url + "/readyz")
+		res, err := n.http.Get(n.url + probe)
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {

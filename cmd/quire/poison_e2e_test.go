@@ -98,8 +98,8 @@ func TestPoisonChunkEndsAfterMaxCrashes(t *testing.T) {
 	file := corpusFile(t, poisonFile)
 	const maxCrashes = 2
 	n := startNodeWith(t, nodeOptions{
-		bin:  quireFaultBinary(t),
-		env:  []string{crashOnChunkEnv(t, file)},
+		bin: quireFaultBinary(t),
+		env: []string{crashOnChunkEnv(t, file)},
 		// One chunk at a time: each crash is then blamed on the poison chunk
 		// alone (running suspects alone after a crash is tested in
 		// actors/node, TestChunksInFlightAtACrashRunAlone).

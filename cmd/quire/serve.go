@@ -89,6 +89,8 @@ type serveFlags struct {
 	maxChunkOutputMB int
 	// Poison jobs: --max-chunk-crashes (README, "Chunks that crash their node").
 	maxChunkCrashes int
+	// Disk full (README, "Disk full").
+	minFreeDiskMB int64
 }
 
 func newServeCmd() *cobra.Command {
@@ -159,6 +161,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.IntVar(&f.maxConnections, "max-connections", 0, "HTTP connections this node holds open; at the limit the longest idle one is closed (0: 4096, or 3/4 of the open-file limit if lower)")
 	fl.IntVar(&f.maxLoginFailures, "max-login-failures", 5, "failed admin logins (admin token, dashboard) in a row from one client address before it is answered 429; then one more every 12 s (0: no throttling)")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
+	fl.Int64Var(&f.minFreeDiskMB, "min-free-disk-mb", persistence.DefaultMinFreeBytes>>20, "free space (MiB) the data disk keeps: below it new uploads are answered 507 before their body is read, and /readyz says 'disk nearly full' (0: no floor)")
 	fl.StringVar(&f.metricsToken, "metrics-token", "", "when set, GET /metrics needs 'Authorization: Bearer <token>' (default: open, for Prometheus)")
 	f.security.register(fl) // serve_cluster.go
 	// Bounds on what one PDF may cost (README, "Hostile PDFs").
@@ -218,7 +221,10 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	}
 	f.warnHTTPLimits(log)
 	conns := httpapi.NewConnLimiter(maxConnections(f.maxConnections, raiseOpenFileLimit(log), log)) // limits.go
-	store, err := persistence.Open(f.dataDir, log.With("component", "store"))
+	if f.minFreeDiskMB < 0 {
+		return fmt.Errorf("--min-free-disk-mb must not be negative (got %d)", f.minFreeDiskMB)
+	}
+	store, err := persistence.OpenWith(f.dataDir, log.With("component", "store"), persistence.Options{MinFreeBytes: f.minFreeDiskMB << 20})
 	if err != nil {
 		return err
 	}
@@ -263,8 +269,8 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		MaxPages: f.maxPages, MaxAttempts: f.maxAttempts, ChunkTimeout: f.chunkTimeout,
 		GossipAddr: f.gossipAddr, RemoteAddr: f.remoteAddr, Join: f.join, HTTPURL: advertise, ClusterSecret: secret,
 		LedgerNode: f.ledgerNode, Log: log,
-		GossipKeys:    gossipKeys,
-		PeerAddr: security.peerAddr, TLS: security.tls, Peer: peers,
+		GossipKeys: gossipKeys,
+		PeerAddr:   security.peerAddr, TLS: security.tls, Peer: peers,
 		MaxActiveJobs: f.maxActiveJobs, IdempotencyTTL: f.idempotencyTTL,
 		MaxChunkCrashes: f.maxChunkCrashes,
 	})
@@ -286,7 +292,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		// HTTP server limits (limits.go).
 		MaxUploadsPerAccount: f.maxUploadsPerAccount, MinUploadBytesPerSecond: f.minUploadRateKbps * 1000 / 8, UploadGrace: f.uploadGrace,
 		MaxLoginFailures: f.maxLoginFailures,
-		Peer:         peers, ReadyWarnings: security.warnings,
+		Peer:             peers, ReadyWarnings: security.warnings,
 	})
 	peerSrv, peerErrc, err := security.servePeer(api, log)
 	if err != nil {
