@@ -93,6 +93,10 @@ type Config struct {
 	// checks that a request on this node's peer port comes from a member
 	// (peer.go). Nil: a client that knows no member (a node on its own).
 	Peer *peer.Client
+	// SSEHeartbeat is the longest an events stream stays silent: a comment
+	// line is sent after that much quiet, so that proxies keep the stream
+	// open (default DefaultSSEHeartbeat).
+	SSEHeartbeat time.Duration
 	// ReadyWarnings are shown by GET /readyz while it answers 200 (e.g. an
 	// insecure cluster).
 	ReadyWarnings []string

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
@@ -186,4 +188,48 @@ func (b *syncBuffer) Reset() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf.Reset()
+}
+
+// TestE2EEventsHeartbeat: an events stream that has nothing to say sends a
+// comment line every --sse-heartbeat, and tells proxies not to cache or
+// buffer it.
+func TestE2EEventsHeartbeat(t *testing.T) {
+	t.Parallel()
+	pdf := corpusFile(t, smallPDF)
+	slow := startFakeGemini(t, "--latency-base", "5s", "--latency-per-page", "0s", "--latency-jitter", "0s")
+	n := startNodeEnv(t, slow.env(), "--concurrency", "1", "--sse-heartbeat", "200ms")
+	c, _ := n.newAccount(t, "heartbeat", 100)
+	j := c.submit(t, pdf, map[string]string{"extractor": "gemini", "prompt": geminiPrompt, "model": geminiModel, "chunk_pages": "3"})
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, n.url+"/v1/jobs/"+j.ID+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if got := res.Header.Get("Cache-Control"); got != "no-cache" {
+		t.Errorf("Cache-Control: %q, want no-cache", got)
+	}
+	if got := res.Header.Get("X-Accel-Buffering"); got != "no" {
+		t.Errorf("X-Accel-Buffering: %q, want no", got)
+	}
+	// The one chunk takes the fake's 5 s: nothing changes meanwhile, so the
+	// stream must carry heartbeats.
+	sc := bufio.NewScanner(res.Body)
+	beats := 0
+	for beats < 3 && sc.Scan() {
+		if sc.Text() == ": heartbeat" {
+			beats++
+		}
+		if strings.HasPrefix(sc.Text(), "event: end") {
+			break
+		}
+	}
+	if beats < 3 {
+		t.Errorf("saw %d heartbeats before the job ended (err %v), want at least 3 with --sse-heartbeat 200ms", beats, sc.Err())
+	}
 }

@@ -76,6 +76,7 @@ type serveFlags struct {
 	maxUploadsPerAccount int
 	maxConnections       int
 	maxLoginFailures     int
+	sseHeartbeat         time.Duration
 	// The legacy entry's sync path and the emergency switch (rollout.go).
 	syncMaxPages    int
 	syncTimeout     time.Duration
@@ -159,6 +160,7 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.DurationVar(&f.uploadGrace, "upload-grace", 10*time.Second, "how long an upload body may take before --min-upload-rate-kbps applies")
 	fl.IntVar(&f.maxUploadsPerAccount, "max-uploads-per-account", 8, "uploads of one account this node receives at once, below --max-concurrent-uploads; more are answered 429 with Retry-After before their body is read (0: no limit)")
 	fl.IntVar(&f.maxConnections, "max-connections", 0, "HTTP connections this node holds open; at the limit the longest idle one is closed (0: 4096, or 3/4 of the open-file limit if lower)")
+	fl.DurationVar(&f.sseHeartbeat, "sse-heartbeat", httpapi.DefaultSSEHeartbeat, "longest silence on an events stream (GET /v1/jobs/{id}/events): a comment line is sent after it so that proxies keep the stream open")
 	fl.IntVar(&f.maxLoginFailures, "max-login-failures", 5, "failed admin logins (admin token, dashboard) in a row from one client address before it is answered 429; then one more every 12 s (0: no throttling)")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fl.Int64Var(&f.minFreeDiskMB, "min-free-disk-mb", persistence.DefaultMinFreeBytes>>20, "free space (MiB) the data disk keeps: below it new uploads are answered 507 before their body is read, and /readyz says 'disk nearly full' (0: no floor)")
@@ -291,8 +293,8 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		MetricsToken: f.metricsToken,
 		// HTTP server limits (limits.go).
 		MaxUploadsPerAccount: f.maxUploadsPerAccount, MinUploadBytesPerSecond: f.minUploadRateKbps * 1000 / 8, UploadGrace: f.uploadGrace,
-		MaxLoginFailures: f.maxLoginFailures,
-		Peer:             peers, ReadyWarnings: security.warnings,
+		MaxLoginFailures: f.maxLoginFailures, SSEHeartbeat: f.sseHeartbeat,
+		Peer: peers, ReadyWarnings: security.warnings,
 	})
 	peerSrv, peerErrc, err := security.servePeer(api, log)
 	if err != nil {
