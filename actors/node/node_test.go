@@ -342,6 +342,9 @@ func checkOutputs(tb testing.TB, n *node.Node, e *env, acct *messages.Account, i
 	if err != nil {
 		tb.Fatal(err)
 	}
+	for i := range texts {
+		texts[i] = text.Normalize(texts[i]) // as the text extractor gives them
+	}
 	for _, c := range res.State.Chunks {
 		out, ok := res.Outputs[c.Range.GetIndex()]
 		if c.Status != job.ChunkDone {
