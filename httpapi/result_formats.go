@@ -103,7 +103,8 @@ func renderPages(r JobResult, extractor string) PagesResult {
 }
 
 // renderText builds ?format=text: like pdftotext, each page's text followed
-// by a form feed, so the number of form feeds is the number of pages. A page
+// by a form feed, so the number of form feeds is the number of pages (form
+// feeds inside a page's text become line ends). A page
 // without text (its chunk failed or has not run) is an empty page. A gemini
 // chunk is its output, as indented JSON, followed by one form feed per page.
 func renderText(r JobResult) []byte {
@@ -116,7 +117,8 @@ func renderText(r JobResult) []byte {
 				byPage[p.Page] = p.Text
 			}
 			for p := int(ch.FirstPage); p <= int(ch.LastPage); p++ {
-				b.WriteString(byPage[p])
+				// A form feed inside a page's text would read as a page break.
+				b.WriteString(strings.ReplaceAll(byPage[p], "\f", "\n"))
 				b.WriteByte('\f')
 			}
 			continue

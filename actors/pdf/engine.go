@@ -124,6 +124,14 @@ type Engine struct {
 
 	// stackTop is the stack pointer of an idle instance (the same for all:
 	// one module), found on first use; 0 until then.
+	// life counts the instances lent out, so that Close does not unmap an
+	// instance's memory under a call still using it.
+	life struct {
+		sync.Mutex
+		closed bool
+		lent   sync.WaitGroup
+	}
+
 	mu struct {
 		sync.Mutex
 		stackTop uint32
@@ -177,8 +185,32 @@ func DefaultCacheDir() string {
 	return filepath.Join(dir, "quire", "wazero")
 }
 
-// Close stops the pool.
-func (e *Engine) Close() error { return e.pool.Close() }
+// closeWait bounds how long Close waits for instances still lent out.
+const closeWait = 30 * time.Second
+
+// Close stops the pool once every instance lent out is back: their memory
+// is unmapped with the pool, and unmapping it under a running call would
+// crash the process. New calls answer ErrNoReader from now on. If calls are
+// still running after closeWait, the pool is left open (the process is
+// ending anyway) rather than pulled from under them.
+func (e *Engine) Close() error {
+	e.life.Lock()
+	if e.life.closed {
+		e.life.Unlock()
+		return nil
+	}
+	e.life.closed = true
+	e.life.Unlock()
+	done := make(chan struct{})
+	go func() { e.life.lent.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		e.log.Warn("pdf reader calls still running at close; the reader is left open")
+		return nil
+	}
+	return e.pool.Close()
+}
 
 // Healthy reports whether a PDFium instance can be had: nil if one was
 // handed out last time or can be now, else why not. An engine whose
@@ -342,8 +374,20 @@ type lease struct {
 
 // acquire borrows an instance and paints its stack guard.
 func (e *Engine) acquire(ctx context.Context) (*lease, error) {
+	e.life.Lock()
+	if e.life.closed {
+		e.life.Unlock()
+		err := fmt.Errorf("%w: the reader is closed", ErrNoReader)
+		e.mu.Lock()
+		e.mu.lastErr = err
+		e.mu.Unlock()
+		return nil, err
+	}
+	e.life.lent.Add(1)
+	e.life.Unlock()
 	inst, err := e.pool.GetInstanceWithContext(ctx)
 	if err != nil {
+		e.life.lent.Done()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -381,6 +425,7 @@ func (e *Engine) sameStackTop(sp uint32) bool {
 // (killed, counted, logged), and turns err into what the caller is told:
 // the package's errors, never PDFium's words.
 func (e *Engine) release(l *lease, err error) error {
+	defer e.life.lent.Done()
 	var size uint64
 	if l.wasm.valid() {
 		size = uint64(l.wasm.mem.Size())
