@@ -75,6 +75,10 @@ type Actor struct {
 	st       *State
 	inFlight map[int32]int32  // chunk -> attempt handed to a dispatcher
 	placedOn map[int32]string // chunk -> node of its attempt in flight
+	// startedAt is when the attempt in flight started running on its node
+	// (ChunkRunning): from then on its own deadline applies, not the one
+	// set when it was placed.
+	startedAt map[int32]time.Time
 	last     map[int32]int32  // chunk -> highest attempt number handed out
 	// incarnation identifies this life of the actor: answers to attempts an
 	// earlier life made (before a restart of the actor or of the node) are stale.
@@ -119,6 +123,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.memberLost(ctx, m.GetNode(), m.GetCrashed())
 	case *messages.AttemptDeadline:
 		if c := a.current(m.GetIndex(), m.GetAttempt(), m.GetOwnerIncarnation()); c != nil {
+			if t, ok := a.startedAt[m.GetIndex()]; ok && time.Since(t) < a.runningDeadline() {
+				return // the placement's deadline; the attempt runs and has its own
+			}
 			node := a.placedOn[m.GetIndex()]
 			a.lose(ctx, c, m.GetAttempt(), fmt.Sprintf("node %s did not answer within %s", node, a.deadline()), false)
 		}
@@ -134,6 +141,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 func (a *Actor) start(ctx actor.Context) {
 	a.inFlight = map[int32]int32{}
 	a.placedOn = map[int32]string{}
+	a.startedAt = map[int32]time.Time{}
 	a.last = map[int32]int32{}
 	a.incarnation = uuid.NewString()
 	evs, err := a.cfg.Store.JobEvents(a.id)
@@ -199,6 +207,7 @@ func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
 	index := c.Range.GetIndex()
 	a.inFlight[index] = attempt
 	a.placedOn[index] = place.Node
+	delete(a.startedAt, index) // a new attempt has not started yet
 	if c.Failures > 0 { // an attempt after a retried, lost or rate-limited one
 		metrics.ChunkRetried()
 	}
@@ -237,6 +246,13 @@ func (a *Actor) deadline() time.Duration {
 	return 3*a.cfg.ChunkTimeout + 15*time.Second
 }
 
+// runningDeadline is how long an attempt may run on another node, once it
+// has started there, before it is given up: its own deadline and a margin
+// for its watchdog and the answer.
+func (a *Actor) runningDeadline() time.Duration {
+	return a.cfg.ChunkTimeout + 15*time.Second
+}
+
 // settled marks chunk index as no longer in flight on its node.
 func (a *Actor) settled(index int32) {
 	if node, ok := a.placedOn[index]; ok {
@@ -244,6 +260,7 @@ func (a *Actor) settled(index int32) {
 		delete(a.placedOn, index)
 	}
 	delete(a.inFlight, index)
+	delete(a.startedAt, index)
 }
 
 // memberLost gives up every attempt in flight on node and places it again.
@@ -340,7 +357,8 @@ func (a *Actor) running(ctx actor.Context, m *messages.ChunkRunning) {
 	}
 	if m.GetNode() != a.cfg.Node {
 		// The attempt has its own deadline and a watchdog past it.
-		a.remind(ctx, m.GetIndex(), m.GetAttempt(), a.cfg.ChunkTimeout+15*time.Second)
+		a.startedAt[m.GetIndex()] = time.Now()
+		a.remind(ctx, m.GetIndex(), m.GetAttempt(), a.runningDeadline())
 	}
 }
 

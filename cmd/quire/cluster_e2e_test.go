@@ -87,7 +87,7 @@ func startClusterEnv(tb testing.TB, size int, env []string) *testCluster {
 			env: append([]string{"QUIRE_ADMIN_TOKEN=" + clusterAdminToken}, env...),
 			args: []string{
 				"--gossip-addr", p.gossip, "--remote-addr", p.remote, "--join", strings.Join(join, ","),
-				"--concurrency", "1", "--chunk-timeout", "3s", "--drain-timeout", "10s",
+				"--concurrency", "1", "--chunk-timeout", "10s", "--drain-timeout", "10s",
 				"--ledger-node", "n1",
 			},
 		}))
