@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -91,10 +92,11 @@ func mustRequest(tb testing.TB, method, url string, body io.Reader) *http.Reques
 	return req
 }
 
-// wantCode checks that a is a problem of status, code and the code's type.
-func wantCode(tb testing.TB, a answer, status int, code string) {
+// wantCode checks that a is a problem of status, code and the code's type,
+// and returns its detail.
+func wantCode(tb testing.TB, a answer, status int, code string) string {
 	tb.Helper()
-	wantProblem(tb, a, status)
+	detail := wantProblem(tb, a, status)
 	var p struct {
 		Type string `json:"type"`
 		Code string `json:"code"`
@@ -105,6 +107,7 @@ func wantCode(tb testing.TB, a answer, status int, code string) {
 	if p.Code != code || p.Type != httpapi.ProblemTypePrefix+code {
 		tb.Errorf("problem code %q type %q, want %q and %q: %s", p.Code, p.Type, code, httpapi.ProblemTypePrefix+code, a)
 	}
+	return detail
 }
 
 // multipartParts is a multipart body of parts in order: a part whose
@@ -203,6 +206,13 @@ func TestProblemCodes(t *testing.T) {
 			return upload(srv.URL, key, [][2]string{{"file", "%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R\n"}}, file)
 		}},
 		{"no pages", 422, "no_pages", func() answer { return upload(srv.URL, key, [][2]string{{"file", noPagesPDF()}}, file) }},
+		{"encrypted PDF", 422, "encrypted", func() answer { return upload(srv.URL, key, [][2]string{{"file", encryptedPDF()}}, file) }},
+		{"cancel of a finished job", 409, "conflict", func() answer {
+			jobID := finishedJob(t, srv.URL, key, pdf)
+			req := mustRequest(t, http.MethodPost, srv.URL+"/v1/jobs/"+jobID+"/cancel", nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			return send(t, srv.URL, req)
+		}},
 		{"rate limited", 429, "rate_limited", func() answer {
 			get(limited.URL, "/v1/credits", key)
 			return get(limited.URL, "/v1/credits", key)
@@ -220,6 +230,21 @@ func TestProblemCodes(t *testing.T) {
 			}
 		})
 	}
+	// Last, as it switches the async path off for the whole node.
+	t.Run("async path switched off", func(t *testing.T) {
+		req := mustRequest(t, http.MethodPut, srv.URL+"/v1/admin/rollout",
+			strings.NewReader(`{"async_enabled":false,"percentage":100,"size_threshold_mb":10}`))
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		req.Header.Set("Content-Type", "application/json")
+		if a := send(t, srv.URL, req); a.status != http.StatusOK {
+			t.Fatalf("switch the async path off: %s", a)
+		}
+		a := upload(srv.URL, key, [][2]string{{"file", pdf}}, file)
+		wantCode(t, a, http.StatusServiceUnavailable, "async_disabled")
+		if a.header.Get("Retry-After") == "" {
+			t.Error("503 async_disabled without Retry-After")
+		}
+	})
 	for _, acct := range []string{id, poorID} {
 		if b := balance(t, n, acct); b.GetReserved() != 0 {
 			t.Errorf("account %s: %d credits reserved after refused requests", acct, b.GetReserved())
@@ -239,10 +264,13 @@ func limitsAccountWith(tb testing.TB, n *node.Node, name string, credits int64) 
 
 // noPagesPDF is a well-formed PDF whose page tree has no page.
 func noPagesPDF() string {
-	objs := []string{
-		"<< /Type /Catalog /Pages 2 0 R >>",
-		"<< /Type /Pages /Kids [] /Count 0 >>",
-	}
+	return rawPDF([]string{"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [] /Count 0 >>"}, "")
+}
+
+// rawPDF is a PDF of these objects (numbered from 1, the first the
+// catalog) with a correct cross-reference table; trailer is added to the
+// trailer dictionary.
+func rawPDF(objs []string, trailer string) string {
 	var b strings.Builder
 	b.WriteString("%PDF-1.4\n")
 	offs := make([]int, len(objs))
@@ -255,6 +283,45 @@ func noPagesPDF() string {
 	for _, off := range offs {
 		fmt.Fprintf(&b, "%010d 00000 n \n", off)
 	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, trailer, xref)
 	return b.String()
+}
+
+// encryptedPDF is a PDF encrypted by the standard security handler with a
+// user password that is not empty.
+func encryptedPDF() string {
+	objs := []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+		"<< /Filter /Standard /V 1 /R 2 /O <" + strings.Repeat("1f", 32) + "> /U <" + strings.Repeat("2e", 32) + "> /P -4 >>",
+	}
+	return rawPDF(objs, " /Encrypt 4 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>]")
+}
+
+// finishedJob submits pdf and waits for its job to end; it returns its id.
+func finishedJob(tb testing.TB, base, key, pdf string) string {
+	tb.Helper()
+	body, ct := multipartParts(tb, [][2]string{{"file", pdf}}, map[string]bool{"file": true})
+	a := postJob(tb, base, key, body, ct)
+	var j struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	if a.status != http.StatusAccepted || json.Unmarshal(a.body, &j) != nil {
+		tb.Fatalf("submit: %s", a)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for j.Status != "completed" && j.Status != "failed" && j.Status != "partially_completed" && j.Status != "cancelled" {
+		if time.Now().After(deadline) {
+			tb.Fatalf("job %s still %q after a minute", j.ID, j.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+		req := mustRequest(tb, http.MethodGet, base+"/v1/jobs/"+j.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		if err := json.Unmarshal(send(tb, base, req).body, &j); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return j.ID
 }
