@@ -602,7 +602,7 @@ func (d *dashboard) fail(w http.ResponseWriter, err error) {
 // errorCode is the problem code of an error answered with this status, as
 // the REST API gives it (errors.go).
 func errorCode(err error, status int) string {
-	var cp *codedProblem
+	var cp *Problem
 	switch {
 	case errors.As(err, &cp) && cp.Status == status:
 		return cp.Code

@@ -44,9 +44,9 @@ func TestProblemHidesInternals(t *testing.T) {
 			if !errors.As(err, &se) || se.GetStatus() != tc.status {
 				t.Fatalf("problem(%q) = %v, want status %d", tc.err, err, tc.status)
 			}
-			var cp *codedProblem
+			var cp *Problem
 			if !errors.As(err, &cp) {
-				t.Fatalf("problem(%q) is not a codedProblem", tc.err)
+				t.Fatalf("problem(%q) is not a Problem", tc.err)
 			}
 			m := &cp.ErrorModel
 			if cp.Code == "" || cp.Type != ProblemTypePrefix+cp.Code {

@@ -71,10 +71,10 @@ var defaultCodes = map[int]string{
 	http.StatusInsufficientStorage: "insufficient_storage",
 }
 
-// codedProblem is an RFC 9457 problem with a stable type URI and Quire's
+// Problem is an RFC 9457 problem with a stable type URI and Quire's
 // short code. huma.NewError makes one for every error huma answers, so
 // the OpenAPI document's error schema has the code with its enum.
-type codedProblem struct {
+type Problem struct {
 	huma.ErrorModel
 	Code string `json:"code,omitempty" doc:"A short, stable name of the problem (see the README's Errors table)." enum:"malformed_request,unauthorized,insufficient_credits,forbidden,not_found,method_not_allowed,not_acceptable,upload_too_slow,conflict,too_large,too_many_pages,field_too_large,unsupported_media_type,invalid_request,missing_field,not_pdf,empty,encrypted,damaged,no_pages,too_deep,too_much_data,page_text_too_large,rate_limited,client_closed,internal,bad_gateway,unavailable,async_disabled,timeout,insufficient_storage"`
 }
@@ -94,8 +94,8 @@ func codeFor(status int) string {
 }
 
 // newProblem is a problem with its code and the code's type URI.
-func newProblem(status int, code, detail string) *codedProblem {
-	p := &codedProblem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}, Code: code}
+func newProblem(status int, code, detail string) *Problem {
+	p := &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}, Code: code}
 	if code != "" {
 		p.Type = ProblemTypePrefix + code
 	}
