@@ -129,7 +129,7 @@ func (a *API) servePDF(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		http.Error(w, "cannot read the pdf", http.StatusInternalServerError)
+		writeProblem(w, http.StatusInternalServerError, "cannot read the pdf", "")
 		return
 	}
 	w.Header().Set("Content-Type", "application/pdf")

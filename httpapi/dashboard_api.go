@@ -140,7 +140,7 @@ func (d *dashboard) serveUpload(w http.ResponseWriter, r *http.Request, _ caller
 		return
 	}
 	if !b.Rollout().GetAsyncEnabled() {
-		writeProblem(w, http.StatusServiceUnavailable, "the async path is switched off for now (rollout policy: async_enabled=false)", asyncOffRetryAfter)
+		writeCodedProblem(w, http.StatusServiceUnavailable, "async_disabled", "the async path is switched off for now (rollout policy: async_enabled=false)", asyncOffRetryAfter)
 		return
 	}
 	form, err := d.a.readUpload(humago.NewContext(nil, r, w), acct)

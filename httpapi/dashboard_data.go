@@ -596,7 +596,22 @@ func (d *dashboard) errorOf(err error) (status int, detail, retryAfter string) {
 
 func (d *dashboard) fail(w http.ResponseWriter, err error) {
 	status, detail, retryAfter := d.errorOf(err)
-	writeProblem(w, status, detail, retryAfter)
+	writeCodedProblem(w, status, errorCode(err, status), detail, retryAfter)
+}
+
+// errorCode is the problem code of an error answered with this status, as
+// the REST API gives it (errors.go).
+func errorCode(err error, status int) string {
+	var cp *Problem
+	switch {
+	case errors.As(err, &cp) && cp.Status == status:
+		return cp.Code
+	case status == http.StatusUnprocessableEntity && pdfCode(err) != "":
+		return pdfCode(err)
+	case status == http.StatusRequestEntityTooLarge && errors.Is(err, node.ErrTooManyPages):
+		return "too_many_pages"
+	}
+	return codeFor(status)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

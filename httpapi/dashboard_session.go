@@ -200,7 +200,7 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 // logout ends the request's session, if any, and clears the cookie.
 func (d *dashboard) logout(w http.ResponseWriter, r *http.Request) {
 	if err := d.csrf.Check(r); err != nil {
-		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		writeProblem(w, http.StatusForbidden, "cross-origin request refused", "")
 		return
 	}
 	if c, err := r.Cookie(dashCookie); err == nil {

@@ -38,11 +38,9 @@ func problem(log *slog.Logger, err error) error {
 	case errors.Is(err, persistence.ErrUploadTooLarge):
 		return huma.Error413RequestEntityTooLarge(clean(err))
 	case errors.Is(err, node.ErrTooManyPages):
-		return huma.Error413RequestEntityTooLarge(clean(err))
-	case errors.Is(err, pdf.ErrEmpty), errors.Is(err, pdf.ErrNotPDF), errors.Is(err, pdf.ErrEncrypted),
-		errors.Is(err, pdf.ErrUnreadable), errors.Is(err, pdf.ErrNoPages),
-		errors.Is(err, pdf.ErrTooDeep), errors.Is(err, pdf.ErrTooLarge), errors.Is(err, pdf.ErrPageTextTooLarge):
-		return huma.Error422UnprocessableEntity(clean(err))
+		return newProblem(http.StatusRequestEntityTooLarge, "too_many_pages", clean(err))
+	case pdfCode(err) != "":
+		return newProblem(http.StatusUnprocessableEntity, pdfCode(err), clean(err))
 	case errors.Is(err, pdf.ErrNoReader):
 		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("no PDF reader is available on this node; try again"), http.Header{"Retry-After": {"5"}})
 	case errors.Is(err, node.ErrInvalidRequest), errors.Is(err, extract.ErrUnknownExtractor),
@@ -64,6 +62,26 @@ func problem(log *slog.Logger, err error) error {
 	}
 	log.Error("request failed", "err", err)
 	return huma.Error500InternalServerError("internal error; the request was not applied")
+}
+
+// pdfCodes are the problem codes of the ways a PDF cannot be read.
+var pdfCodes = []struct {
+	err  error
+	code string
+}{
+	{pdf.ErrEmpty, "empty"}, {pdf.ErrNotPDF, "not_pdf"}, {pdf.ErrEncrypted, "encrypted"},
+	{pdf.ErrUnreadable, "damaged"}, {pdf.ErrNoPages, "no_pages"}, {pdf.ErrTooDeep, "too_deep"},
+	{pdf.ErrTooLarge, "too_much_data"}, {pdf.ErrPageTextTooLarge, "page_text_too_large"},
+}
+
+// pdfCode is the problem code of a PDF that cannot be read, or "".
+func pdfCode(err error) string {
+	for _, c := range pdfCodes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return ""
 }
 
 // unavailableDetail is the fixed detail of a 503 for a part of the cluster
@@ -105,26 +123,12 @@ func clean(err error) string {
 
 // --- Disk full (507) ---
 
-// codedProblem is an RFC 9457 problem with a stable type URI and Quire's
-// short code.
-type codedProblem struct {
-	huma.ErrorModel
-	Code string `json:"code" doc:"A short, stable name of the problem."`
-}
-
 // errInsufficientStorage is the answer to a write refused or failed for lack
 // of disk space: 507, code insufficient_storage. Nothing was stored or
 // charged. Its cause is logged at debug level only: the store logs a full
 // disk once a minute, not once per request.
 func errInsufficientStorage(log *slog.Logger, err error) error {
 	log.Debug("request refused: disk full", "err", err)
-	return &codedProblem{
-		ErrorModel: huma.ErrorModel{
-			Type:   "urn:quire:problem:insufficient_storage",
-			Title:  http.StatusText(http.StatusInsufficientStorage),
-			Status: http.StatusInsufficientStorage,
-			Detail: "the node's disk is full: nothing was stored and no credits were charged; try again later",
-		},
-		Code: "insufficient_storage",
-	}
+	return newProblem(http.StatusInsufficientStorage, "insufficient_storage",
+		"the node's disk is full: nothing was stored and no credits were charged; try again later")
 }

@@ -44,9 +44,13 @@ func TestProblemHidesInternals(t *testing.T) {
 			if !errors.As(err, &se) || se.GetStatus() != tc.status {
 				t.Fatalf("problem(%q) = %v, want status %d", tc.err, err, tc.status)
 			}
-			var m *huma.ErrorModel
-			if !errors.As(err, &m) {
-				t.Fatalf("problem(%q) is not an ErrorModel", tc.err)
+			var cp *Problem
+			if !errors.As(err, &cp) {
+				t.Fatalf("problem(%q) is not a Problem", tc.err)
+			}
+			m := &cp.ErrorModel
+			if cp.Code == "" || cp.Type != ProblemTypePrefix+cp.Code {
+				t.Errorf("problem(%q): code %q, type %q", tc.err, cp.Code, cp.Type)
 			}
 			if tc.detail != "" && m.Detail != tc.detail {
 				t.Errorf("detail %q, want %q", m.Detail, tc.detail)

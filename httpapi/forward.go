@@ -298,15 +298,3 @@ func (a *API) mergeJobLists(w http.ResponseWriter, r *http.Request, peers []clus
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(merged)
 }
-
-// writeProblem writes an RFC 9457 problem outside huma's handlers.
-func writeProblem(w http.ResponseWriter, status int, detail, retryAfter string) {
-	if retryAfter != "" {
-		w.Header().Set("Retry-After", retryAfter)
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"title": http.StatusText(status), "status": status, "detail": detail,
-	})
-}

@@ -74,7 +74,7 @@ func TestForwardChecksKeyBeforeAskingPeers(t *testing.T) {
 		{"bad key, job list", "Bearer qk_not_a_key", "/v1/jobs", http.StatusUnauthorized, false},
 		{"no key, unknown job", "", unknownJob, http.StatusUnauthorized, false},
 		{"malformed header", "Basic abc", unknownJob, http.StatusUnauthorized, false},
-		{"admin token is not a key", "Bearer " + testAdminToken, unknownJob, http.StatusUnauthorized, false},
+		{"admin token is not a key", "Bearer " + testAdminToken, unknownJob, http.StatusForbidden, false},
 		{"good key, unknown job", "Bearer " + acct.APIKey, unknownJob, http.StatusNotFound, true},
 		{"good key, job list", "Bearer " + acct.APIKey, "/v1/jobs", http.StatusOK, true},
 	}

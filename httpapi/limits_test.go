@@ -213,7 +213,7 @@ func TestUploadTooSlow(t *testing.T) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	detail := wantProblem(t, answer{status: res.StatusCode, header: res.Header, body: b}, http.StatusRequestTimeout)
+	detail := wantCode(t, answer{status: res.StatusCode, header: res.Header, body: b}, http.StatusRequestTimeout, "upload_too_slow")
 	if !strings.Contains(detail, "too slowly") || !strings.Contains(detail, "524 kbit/s") {
 		t.Errorf("408 detail %q does not say the upload was too slow, nor the pace", detail)
 	}

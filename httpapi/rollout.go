@@ -194,7 +194,7 @@ func (a *API) asyncOpen(ctx context.Context, acct *messages.Account) error {
 		return nil
 	}
 	return huma.ErrorWithHeaders(
-		huma.Error503ServiceUnavailable("the async path is switched off for now (rollout policy: async_enabled=false); "+
+		newProblem(http.StatusServiceUnavailable, "async_disabled", "the async path is switched off for now (rollout policy: async_enabled=false); "+
 			"POST /v1/process processes a PDF synchronously in the request, or try again later"),
 		http.Header{"Retry-After": {asyncOffRetryAfter}})
 }
@@ -306,7 +306,7 @@ func (a *API) processSync(ctx context.Context, hctx huma.Context, acct *messages
 		st, err = a.cfg.Backend.Job(ctx, acct.GetId(), replayed.ID)
 	}
 	if errors.Is(err, node.ErrTooManyPages) {
-		return nil, huma.Error413RequestEntityTooLarge(clean(err) +
+		return nil, newProblem(http.StatusRequestEntityTooLarge, "too_many_pages", clean(err)+
 			"; nothing was charged: submit it to POST /v1/jobs, which processes it asynchronously")
 	}
 	if err != nil {

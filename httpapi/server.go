@@ -174,7 +174,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !a.forward(sw, r) {
-		a.mux.ServeHTTP(sw, r)
+		a.serveMux(sw, r) // problems.go: the mux's own 404/405 as problems
 	}
 	a.countRequest(r, sw.status, time.Since(start))
 	a.cfg.Log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
@@ -226,8 +226,12 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 			_ = huma.WriteErr(a.api, ctx, http.StatusTooManyRequests, loginThrottledDetail(wait))
 			return
 		}
-		sum := sha256.Sum256([]byte(token))
-		if a.cfg.AdminToken == "" || subtle.ConstantTimeCompare(sum[:], a.adminSum[:]) != 1 {
+		if !a.isAdminToken(token) {
+			if _, err := a.cfg.Backend.Authenticate(ctx.Context(), token); err == nil {
+				// An account's valid key: authenticated, but of the wrong kind.
+				_ = huma.WriteErr(a.api, ctx, http.StatusForbidden, "this operation needs the admin token; an account's API key does not grant it")
+				return
+			}
 			a.logins.failed(addr)
 			// RFC 9110 section 15.5.2: a 401 carries a challenge.
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="quire", error="invalid_token"`)
@@ -250,6 +254,10 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 			_ = huma.WriteErr(a.api, ctx, http.StatusInternalServerError, "could not check the API key")
 			return
 		}
+		if a.isAdminToken(token) {
+			_ = huma.WriteErr(a.api, ctx, http.StatusForbidden, "this operation needs an account's API key; the admin token is not one")
+			return
+		}
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="quire", error="invalid_token"`)
 		_ = huma.WriteErr(a.api, ctx, http.StatusUnauthorized, "invalid or revoked API key")
 		return
@@ -258,6 +266,13 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	next(huma.WithValue(ctx, accountCtxKey, acct))
+}
+
+// isAdminToken tells whether token is the admin token (none is, with no
+// admin token configured).
+func (a *API) isAdminToken(token string) bool {
+	sum := sha256.Sum256([]byte(token))
+	return a.cfg.AdminToken != "" && subtle.ConstantTimeCompare(sum[:], a.adminSum[:]) == 1
 }
 
 func bearer(h string) (string, bool) {

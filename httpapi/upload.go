@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net/http"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -115,12 +116,21 @@ func (a *API) readUpload(ctx huma.Context, acct *messages.Account) (f *uploadFor
 			}
 			continue
 		}
+		if !knownFields[name] {
+			if part.FileName() != "" {
+				// -F other=@file.pdf: a file under another name.
+				return f, newProblem(http.StatusUnprocessableEntity, "missing_field", fmt.Sprintf(
+					"missing the 'file' field: the file %q came as field %q; attach the PDF as the multipart field 'file'", part.FileName(), name))
+			}
+			return f, huma.Error422UnprocessableEntity(fmt.Sprintf("unknown form field %q (expected file, extractor, prompt, schema, model, chunk_pages)", name))
+		}
 		b, rerr := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
 		if rerr != nil {
 			return f, huma.Error400BadRequest("the upload was interrupted before the whole form arrived")
 		}
 		if len(b) > maxFieldBytes {
-			return f, huma.Error413RequestEntityTooLarge(fmt.Sprintf("form field %q is larger than %d bytes", name, maxFieldBytes))
+			return f, newProblem(http.StatusRequestEntityTooLarge, "field_too_large",
+				fmt.Sprintf("form field %q is larger than its limit of %d bytes (%d MiB)", name, maxFieldBytes, maxFieldBytes>>20))
 		}
 		v := string(b)
 		if !utf8.ValidString(v) {
@@ -150,10 +160,13 @@ func (a *API) readUpload(ctx huma.Context, acct *messages.Account) (f *uploadFor
 		}
 	}
 	if f.Upload == nil {
-		return f, huma.Error422UnprocessableEntity("no 'file' field: attach the PDF as the multipart field 'file'")
+		return f, newProblem(http.StatusUnprocessableEntity, "missing_field", "missing the 'file' field: attach the PDF as the multipart field 'file'")
 	}
 	return f, nil
 }
+
+// knownFields are the multipart fields of a job besides file.
+var knownFields = map[string]bool{"extractor": true, "prompt": true, "schema": true, "model": true, "chunk_pages": true}
 
 // errNotUTF8 refuses a text that is not valid UTF-8 (what names it, e.g.
 // "the file name").

@@ -315,13 +315,18 @@ func (tt *authTable) row(t *testing.T, op apiOp, cred credential) {
 			} else {
 				tt.wantOwnStatus(t, op, r, known) // its own account's answer
 			}
+		case "admin": // valid, but of the wrong kind
+			tt.want403(t, r)
 		default:
 			tt.want401(t, r)
 		}
 	case catAdmin:
-		if cred.name == "admin" {
+		switch cred.name {
+		case "admin":
 			entitled = true
-		} else {
+		case "owner", "other": // valid API keys, but of the wrong kind
+			tt.want403(t, r)
+		default:
 			tt.want401(t, r)
 		}
 	}
@@ -395,6 +400,20 @@ func (tt *authTable) want401(t *testing.T, r *response) {
 	}
 }
 
+// want403 checks a refusal of a valid credential of the wrong kind: 403, a
+// problem of code forbidden.
+func (tt *authTable) want403(t *testing.T, r *response) {
+	t.Helper()
+	p, err := r.problemErr(http.StatusForbidden)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if p.Code != "forbidden" {
+		t.Errorf("403 of code %q, want forbidden", p.Code)
+	}
+}
+
 func randomHex(tb testing.TB, n int) string {
 	tb.Helper()
 	b := make([]byte, n)
@@ -410,7 +429,9 @@ func randomHex(tb testing.TB, n int) string {
 // token}. Public routes answer everyone; account and job routes refuse all
 // but API keys with 401 and a Bearer challenge, and answer another
 // account's key about the owner's job with a 404 that says nothing of it;
-// admin routes refuse all but the admin token.
+// admin routes refuse all but the admin token. A valid credential of the
+// wrong kind (an API key on an admin route, the admin token on an
+// account's) is 403 forbidden.
 func TestAuthTable(t *testing.T) {
 	t.Parallel()
 	good := corpusFile(t, smallPDF)

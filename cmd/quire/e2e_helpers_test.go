@@ -926,6 +926,7 @@ type problem struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
+	Code   string `json:"code"`
 }
 
 // problemErr says what is wrong with r as a problem+json answer of status
@@ -950,6 +951,9 @@ func (r *response) problemErr(want int) (*problem, error) {
 	}
 	if strings.TrimSpace(p.Title) == "" || strings.TrimSpace(p.Detail) == "" {
 		return nil, fmt.Errorf("problem without a human-readable title and detail: %s", r)
+	}
+	if p.Code == "" || p.Type != "urn:quire:problem:"+p.Code {
+		return nil, fmt.Errorf("problem without a code and its type urn:quire:problem:<code>: %s", r)
 	}
 	return &p, nil
 }

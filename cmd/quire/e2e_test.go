@@ -548,18 +548,19 @@ func TestE2EAuth(t *testing.T) {
 		c      *apiClient
 		method string
 		path   string
+		want   int // 0: 401
 	}{
-		{"no key, list jobs", nobody, http.MethodGet, "/v1/jobs"},
-		{"no key, get job", nobody, http.MethodGet, "/v1/jobs/" + aliceJob.ID},
-		{"no key, result", nobody, http.MethodGet, "/v1/jobs/" + aliceJob.ID + "/result"},
-		{"no key, cancel", nobody, http.MethodPost, "/v1/jobs/" + aliceJob.ID + "/cancel"},
-		{"no key, credits", nobody, http.MethodGet, "/v1/credits"},
-		{"wrong key, get job", wrongKey, http.MethodGet, "/v1/jobs/" + aliceJob.ID},
-		{"wrong key, credits", wrongKey, http.MethodGet, "/v1/credits"},
-		{"malformed key, credits", notAKey, http.MethodGet, "/v1/credits"},
-		{"no token, admin", nobody, http.MethodPost, "/v1/admin/accounts"},
-		{"account key, admin", alice, http.MethodPost, "/v1/admin/accounts"},
-		{"account key, admin grant", alice, http.MethodPost, "/v1/admin/accounts/x/credits"},
+		{"no key, list jobs", nobody, http.MethodGet, "/v1/jobs", 0},
+		{"no key, get job", nobody, http.MethodGet, "/v1/jobs/" + aliceJob.ID, 0},
+		{"no key, result", nobody, http.MethodGet, "/v1/jobs/" + aliceJob.ID + "/result", 0},
+		{"no key, cancel", nobody, http.MethodPost, "/v1/jobs/" + aliceJob.ID + "/cancel", 0},
+		{"no key, credits", nobody, http.MethodGet, "/v1/credits", 0},
+		{"wrong key, get job", wrongKey, http.MethodGet, "/v1/jobs/" + aliceJob.ID, 0},
+		{"wrong key, credits", wrongKey, http.MethodGet, "/v1/credits", 0},
+		{"malformed key, credits", notAKey, http.MethodGet, "/v1/credits", 0},
+		{"no token, admin", nobody, http.MethodPost, "/v1/admin/accounts", 0},
+		{"account key, admin", alice, http.MethodPost, "/v1/admin/accounts", http.StatusForbidden},
+		{"account key, admin grant", alice, http.MethodPost, "/v1/admin/accounts/x/credits", http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r *response
@@ -567,6 +568,12 @@ func TestE2EAuth(t *testing.T) {
 				r = tc.c.postJSON(t, tc.path, map[string]any{"name": "mallory", "credits": 1000000, "amount": 1000000})
 			} else {
 				r = tc.c.do(t, tc.method, tc.path, nil, "")
+			}
+			if tc.want == http.StatusForbidden { // a valid key of the wrong kind
+				if p := r.wantProblem(t, http.StatusForbidden); p.Code != "forbidden" {
+					t.Errorf("403 of code %q, want forbidden", p.Code)
+				}
+				return
 			}
 			r.wantProblem(t, http.StatusUnauthorized)
 			if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer ") {

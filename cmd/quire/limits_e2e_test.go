@@ -456,9 +456,10 @@ func TestE2ERateLimit(t *testing.T) {
 			n.admin().do(t, http.MethodPut, tc.path, strings.NewReader(tc.body), "application/json").wantProblem(t, tc.want)
 		})
 	}
-	// Admin operations need the admin token, not an account key.
+	// Admin operations need the admin token, not an account key: a valid
+	// key of the wrong kind is 403.
 	c.do(t, http.MethodPut, "/v1/admin/accounts/"+fastID+"/limits", strings.NewReader(`{"burst": 1}`), "application/json").
-		wantProblem(t, http.StatusUnauthorized)
+		wantProblem(t, http.StatusForbidden)
 }
 
 // TestE2EMaxActiveJobs: an account with --max-active-jobs unfinished jobs is
