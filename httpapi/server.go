@@ -26,6 +26,8 @@ import (
 type Backend interface {
 	Authenticate(ctx context.Context, key string) (*messages.Account, error)
 	Account(ctx context.Context, id string) (*messages.Account, error)
+	// Accounts lists accounts numbered above after, by number (admin list).
+	Accounts(ctx context.Context, after int64, limit int) (*messages.AccountList, error)
 	CreateAccount(ctx context.Context, name string, credits int64) (*node.NewAccount, error)
 	Grant(ctx context.Context, account string, amount int64, reason, grantID string) (*messages.CreditsGranted, error)
 	CreateKey(ctx context.Context, account string, revokeOthers bool) (*node.NewKey, error)
