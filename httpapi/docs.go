@@ -28,6 +28,7 @@ const docsPage = `<!doctype html>
     <meta name="referrer" content="no-referrer">
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <title>Quire API</title>
+    <link rel="icon" href="data:,">
     <link rel="stylesheet" href="` + docsAssetsPath + `styles.min.css">
     <script src="` + docsAssetsPath + `web-components.min.js"></script>
   </head>
