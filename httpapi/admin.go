@@ -76,9 +76,11 @@ func addAdminRoutes(a *API) {
 		OperationID: "grant-credits", Method: http.MethodPost, Path: "/v1/admin/accounts/{id}/credits", Tags: []string{"admin"},
 		Summary: "Grant credits to an account", Security: adminSecurity, Errors: []int{401, 404, 422},
 	}, func(ctx context.Context, in *grantInput) (*grantOutput, error) {
-		if _, err := a.cfg.Backend.Account(ctx, in.ID); err != nil {
+		acct, err := a.cfg.Backend.Account(ctx, in.ID)
+		if err != nil {
 			return nil, huma.Error404NotFound("no such account")
 		}
+		in.ID = acct.GetId()
 		g, err := a.cfg.Backend.Grant(ctx, in.ID, in.Body.Amount, in.Body.Reason, in.Body.GrantID)
 		if err != nil {
 			return nil, problem(a.cfg.Log, err)
@@ -96,6 +98,7 @@ func addAdminRoutes(a *API) {
 	})
 
 	addLimitRoutes(a)
+	addAccountListRoute(a)
 }
 
 // AccountLimits are an account's own limits; 0 takes the node's default.
@@ -124,7 +127,11 @@ func addLimitRoutes(a *API) {
 		Description: "Rate limits are per node (N nodes behind a balancer let an account through at up to N times its rate); max_active_jobs holds for the whole cluster. A zero field takes the node's default. Every node applies the new limits from the account's next request.",
 		Security:    adminSecurity, Errors: []int{401, 404, 422, 503},
 	}, func(ctx context.Context, in *setLimitsInput) (*limitsOutput, error) {
-		acct, err := a.cfg.Backend.SetLimits(ctx, in.ID, &messages.AccountLimits{
+		id, err := a.accountID(ctx, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		acct, err := a.cfg.Backend.SetLimits(ctx, id, &messages.AccountLimits{
 			RequestsPerSecond: in.Body.RequestsPerSecond, Burst: in.Body.Burst, MaxActiveJobs: in.Body.MaxActiveJobs,
 		})
 		if errors.Is(err, ledger.ErrUnknownAccount) {

@@ -66,6 +66,11 @@ func addKeyRoutes(a *API) {
 			"or send `{\"revoke_others\": true}` to revoke every other key of the account in the same call.",
 		Security: adminSecurity, DefaultStatus: http.StatusCreated, Errors: []int{401, 404, 422},
 	}, func(ctx context.Context, in *createKeyInput) (*createKeyOutput, error) {
+		id, err := a.accountID(ctx, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		in.ID = id
 		revokeOthers := in.Body != nil && in.Body.RevokeOthers
 		k, err := a.cfg.Backend.CreateKey(ctx, in.ID, revokeOthers)
 		if err != nil {
@@ -87,6 +92,11 @@ func addKeyRoutes(a *API) {
 		Summary:  "List an account's API keys, revoked ones included (ids and dates only)",
 		Security: adminSecurity, Errors: []int{401, 404},
 	}, func(ctx context.Context, in *accountIDInput) (*listKeysOutput, error) {
+		id, err := a.accountID(ctx, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		in.ID = id
 		keys, err := a.cfg.Backend.Keys(ctx, in.ID)
 		if err != nil {
 			return nil, keyProblem(a, err)
@@ -107,6 +117,11 @@ func addKeyRoutes(a *API) {
 			"Revoking a revoked key answers 204 again.",
 		Security: adminSecurity, DefaultStatus: http.StatusNoContent, Errors: []int{401, 404},
 	}, func(ctx context.Context, in *revokeKeyInput) (*struct{}, error) {
+		id, err := a.accountID(ctx, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		in.ID = id
 		if _, err := a.cfg.Backend.RevokeKey(ctx, in.ID, in.KeyID); err != nil {
 			return nil, keyProblem(a, err)
 		}

@@ -26,6 +26,8 @@ import (
 type Backend interface {
 	Authenticate(ctx context.Context, key string) (*messages.Account, error)
 	Account(ctx context.Context, id string) (*messages.Account, error)
+	// Accounts lists accounts numbered above after, by number (admin list).
+	Accounts(ctx context.Context, after int64, limit int) (*messages.AccountList, error)
 	CreateAccount(ctx context.Context, name string, credits int64) (*node.NewAccount, error)
 	Grant(ctx context.Context, account string, amount int64, reason, grantID string) (*messages.CreditsGranted, error)
 	CreateKey(ctx context.Context, account string, revokeOthers bool) (*node.NewKey, error)
@@ -136,6 +138,7 @@ func New(cfg Config) *API {
 	// No $schema links in answers: huma builds them from the request's Host
 	// header, which a client chooses.
 	hc.CreateHooks = nil
+	hc.DocsPath = "" // docs.go serves /docs with the renderer inside the binary
 	hc.Info.Description = "Quire turns PDFs into structured data, asynchronously, on a cluster of nodes."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		schemeKey:   {Type: "http", Scheme: "bearer", Description: "An account's API key (qk_...)."},
@@ -156,6 +159,7 @@ func New(cfg Config) *API {
 	addRolloutRoutes(a)
 	addKeyRoutes(a)
 	addDashboard(a) // dashboard.go: plain handlers under /dashboard
+	addDocs(mux)    // docs.go: /docs with no request to another origin
 	mux.Handle("GET "+MetricsPath, a.metricsHandler())
 	mux.HandleFunc(internalPrefix, servePublicInternal) // peer.go: the peer port's, never here
 	a.peer = cfg.Peer

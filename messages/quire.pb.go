@@ -202,7 +202,7 @@ func (x IdempotencyClaim_Outcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IdempotencyClaim_Outcome.Descriptor instead.
 func (IdempotencyClaim_Outcome) EnumDescriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{41, 0}
+	return file_messages_quire_proto_rawDescGZIP(), []int{43, 0}
 }
 
 type LedgerError_Code int32
@@ -270,7 +270,7 @@ func (x LedgerError_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LedgerError_Code.Descriptor instead.
 func (LedgerError_Code) EnumDescriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{43, 0}
+	return file_messages_quire_proto_rawDescGZIP(), []int{45, 0}
 }
 
 // ChunkRange is one planned chunk: a contiguous range of pages (1-based, inclusive).
@@ -2846,6 +2846,122 @@ func (x *KeyList) GetKeys() []*APIKey {
 	return nil
 }
 
+// ListAccounts lists accounts by number, those above after_number, at most
+// limit of them; answered with AccountList.
+type ListAccounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AfterNumber   int64                  `protobuf:"varint,1,opt,name=after_number,json=afterNumber,proto3" json:"after_number,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAccounts) Reset() {
+	*x = ListAccounts{}
+	mi := &file_messages_quire_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAccounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAccounts) ProtoMessage() {}
+
+func (x *ListAccounts) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAccounts.ProtoReflect.Descriptor instead.
+func (*ListAccounts) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListAccounts) GetAfterNumber() int64 {
+	if x != nil {
+		return x.AfterNumber
+	}
+	return 0
+}
+
+func (x *ListAccounts) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// AccountList is a page of accounts, each with its balance (same index).
+type AccountList struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Accounts []*Account             `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	Balances []*Balance             `protobuf:"bytes,2,rep,name=balances,proto3" json:"balances,omitempty"`
+	// more is true when accounts follow this page.
+	More          bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountList) Reset() {
+	*x = AccountList{}
+	mi := &file_messages_quire_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountList) ProtoMessage() {}
+
+func (x *AccountList) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountList.ProtoReflect.Descriptor instead.
+func (*AccountList) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AccountList) GetAccounts() []*Account {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *AccountList) GetBalances() []*Balance {
+	if x != nil {
+		return x.Balances
+	}
+	return nil
+}
+
+func (x *AccountList) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 // SetLimits replaces an account's own limits; answered with AccountReply.
 type SetLimits struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2857,7 +2973,7 @@ type SetLimits struct {
 
 func (x *SetLimits) Reset() {
 	*x = SetLimits{}
-	mi := &file_messages_quire_proto_msgTypes[36]
+	mi := &file_messages_quire_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +2985,7 @@ func (x *SetLimits) String() string {
 func (*SetLimits) ProtoMessage() {}
 
 func (x *SetLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[36]
+	mi := &file_messages_quire_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +2998,7 @@ func (x *SetLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimits.ProtoReflect.Descriptor instead.
 func (*SetLimits) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{36}
+	return file_messages_quire_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetLimits) GetAccountId() string {
@@ -2917,7 +3033,7 @@ type RolloutPolicy struct {
 
 func (x *RolloutPolicy) Reset() {
 	*x = RolloutPolicy{}
-	mi := &file_messages_quire_proto_msgTypes[37]
+	mi := &file_messages_quire_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3045,7 @@ func (x *RolloutPolicy) String() string {
 func (*RolloutPolicy) ProtoMessage() {}
 
 func (x *RolloutPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[37]
+	mi := &file_messages_quire_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3058,7 @@ func (x *RolloutPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPolicy.ProtoReflect.Descriptor instead.
 func (*RolloutPolicy) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{37}
+	return file_messages_quire_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RolloutPolicy) GetAsyncEnabled() bool {
@@ -2989,7 +3105,7 @@ type GetRollout struct {
 
 func (x *GetRollout) Reset() {
 	*x = GetRollout{}
-	mi := &file_messages_quire_proto_msgTypes[38]
+	mi := &file_messages_quire_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3001,7 +3117,7 @@ func (x *GetRollout) String() string {
 func (*GetRollout) ProtoMessage() {}
 
 func (x *GetRollout) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[38]
+	mi := &file_messages_quire_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3014,7 +3130,7 @@ func (x *GetRollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRollout.ProtoReflect.Descriptor instead.
 func (*GetRollout) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{38}
+	return file_messages_quire_proto_rawDescGZIP(), []int{40}
 }
 
 // SetRollout replaces the policy (version and time are the ledger's);
@@ -3028,7 +3144,7 @@ type SetRollout struct {
 
 func (x *SetRollout) Reset() {
 	*x = SetRollout{}
-	mi := &file_messages_quire_proto_msgTypes[39]
+	mi := &file_messages_quire_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3156,7 @@ func (x *SetRollout) String() string {
 func (*SetRollout) ProtoMessage() {}
 
 func (x *SetRollout) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[39]
+	mi := &file_messages_quire_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3169,7 @@ func (x *SetRollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRollout.ProtoReflect.Descriptor instead.
 func (*SetRollout) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{39}
+	return file_messages_quire_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetRollout) GetPolicy() *RolloutPolicy {
@@ -3076,7 +3192,7 @@ type ClaimIdempotency struct {
 
 func (x *ClaimIdempotency) Reset() {
 	*x = ClaimIdempotency{}
-	mi := &file_messages_quire_proto_msgTypes[40]
+	mi := &file_messages_quire_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3204,7 @@ func (x *ClaimIdempotency) String() string {
 func (*ClaimIdempotency) ProtoMessage() {}
 
 func (x *ClaimIdempotency) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[40]
+	mi := &file_messages_quire_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,7 +3217,7 @@ func (x *ClaimIdempotency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimIdempotency.ProtoReflect.Descriptor instead.
 func (*ClaimIdempotency) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{40}
+	return file_messages_quire_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClaimIdempotency) GetAccountId() string {
@@ -3136,7 +3252,7 @@ type IdempotencyClaim struct {
 
 func (x *IdempotencyClaim) Reset() {
 	*x = IdempotencyClaim{}
-	mi := &file_messages_quire_proto_msgTypes[41]
+	mi := &file_messages_quire_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3148,7 +3264,7 @@ func (x *IdempotencyClaim) String() string {
 func (*IdempotencyClaim) ProtoMessage() {}
 
 func (x *IdempotencyClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[41]
+	mi := &file_messages_quire_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3161,7 +3277,7 @@ func (x *IdempotencyClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdempotencyClaim.ProtoReflect.Descriptor instead.
 func (*IdempotencyClaim) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{41}
+	return file_messages_quire_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *IdempotencyClaim) GetOutcome() IdempotencyClaim_Outcome {
@@ -3196,7 +3312,7 @@ type ReleaseIdempotency struct {
 
 func (x *ReleaseIdempotency) Reset() {
 	*x = ReleaseIdempotency{}
-	mi := &file_messages_quire_proto_msgTypes[42]
+	mi := &file_messages_quire_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3324,7 @@ func (x *ReleaseIdempotency) String() string {
 func (*ReleaseIdempotency) ProtoMessage() {}
 
 func (x *ReleaseIdempotency) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[42]
+	mi := &file_messages_quire_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3337,7 @@ func (x *ReleaseIdempotency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseIdempotency.ProtoReflect.Descriptor instead.
 func (*ReleaseIdempotency) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{42}
+	return file_messages_quire_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReleaseIdempotency) GetAccountId() string {
@@ -3249,7 +3365,7 @@ type LedgerError struct {
 
 func (x *LedgerError) Reset() {
 	*x = LedgerError{}
-	mi := &file_messages_quire_proto_msgTypes[43]
+	mi := &file_messages_quire_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +3377,7 @@ func (x *LedgerError) String() string {
 func (*LedgerError) ProtoMessage() {}
 
 func (x *LedgerError) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[43]
+	mi := &file_messages_quire_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3274,7 +3390,7 @@ func (x *LedgerError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerError.ProtoReflect.Descriptor instead.
 func (*LedgerError) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{43}
+	return file_messages_quire_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *LedgerError) GetCode() LedgerError_Code {
@@ -3322,7 +3438,7 @@ type ChunkWork struct {
 
 func (x *ChunkWork) Reset() {
 	*x = ChunkWork{}
-	mi := &file_messages_quire_proto_msgTypes[44]
+	mi := &file_messages_quire_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3334,7 +3450,7 @@ func (x *ChunkWork) String() string {
 func (*ChunkWork) ProtoMessage() {}
 
 func (x *ChunkWork) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[44]
+	mi := &file_messages_quire_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3347,7 +3463,7 @@ func (x *ChunkWork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkWork.ProtoReflect.Descriptor instead.
 func (*ChunkWork) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{44}
+	return file_messages_quire_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ChunkWork) GetJobId() string {
@@ -3465,7 +3581,7 @@ type DispatchChunk struct {
 
 func (x *DispatchChunk) Reset() {
 	*x = DispatchChunk{}
-	mi := &file_messages_quire_proto_msgTypes[45]
+	mi := &file_messages_quire_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3477,7 +3593,7 @@ func (x *DispatchChunk) String() string {
 func (*DispatchChunk) ProtoMessage() {}
 
 func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[45]
+	mi := &file_messages_quire_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3490,7 +3606,7 @@ func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchChunk.ProtoReflect.Descriptor instead.
 func (*DispatchChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{45}
+	return file_messages_quire_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DispatchChunk) GetWork() *ChunkWork {
@@ -3514,7 +3630,7 @@ type ChunkRunning struct {
 
 func (x *ChunkRunning) Reset() {
 	*x = ChunkRunning{}
-	mi := &file_messages_quire_proto_msgTypes[46]
+	mi := &file_messages_quire_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +3642,7 @@ func (x *ChunkRunning) String() string {
 func (*ChunkRunning) ProtoMessage() {}
 
 func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[46]
+	mi := &file_messages_quire_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3655,7 @@ func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkRunning.ProtoReflect.Descriptor instead.
 func (*ChunkRunning) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{46}
+	return file_messages_quire_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ChunkRunning) GetJobId() string {
@@ -3600,7 +3716,7 @@ type ChunkResult struct {
 
 func (x *ChunkResult) Reset() {
 	*x = ChunkResult{}
-	mi := &file_messages_quire_proto_msgTypes[47]
+	mi := &file_messages_quire_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3612,7 +3728,7 @@ func (x *ChunkResult) String() string {
 func (*ChunkResult) ProtoMessage() {}
 
 func (x *ChunkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[47]
+	mi := &file_messages_quire_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3625,7 +3741,7 @@ func (x *ChunkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkResult.ProtoReflect.Descriptor instead.
 func (*ChunkResult) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{47}
+	return file_messages_quire_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ChunkResult) GetJobId() string {
@@ -3729,7 +3845,7 @@ type ForgetJob struct {
 
 func (x *ForgetJob) Reset() {
 	*x = ForgetJob{}
-	mi := &file_messages_quire_proto_msgTypes[48]
+	mi := &file_messages_quire_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3741,7 +3857,7 @@ func (x *ForgetJob) String() string {
 func (*ForgetJob) ProtoMessage() {}
 
 func (x *ForgetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[48]
+	mi := &file_messages_quire_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3754,7 +3870,7 @@ func (x *ForgetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetJob.ProtoReflect.Descriptor instead.
 func (*ForgetJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{48}
+	return file_messages_quire_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ForgetJob) GetJobId() string {
@@ -3774,7 +3890,7 @@ type RetryChunk struct {
 
 func (x *RetryChunk) Reset() {
 	*x = RetryChunk{}
-	mi := &file_messages_quire_proto_msgTypes[49]
+	mi := &file_messages_quire_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3786,7 +3902,7 @@ func (x *RetryChunk) String() string {
 func (*RetryChunk) ProtoMessage() {}
 
 func (x *RetryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[49]
+	mi := &file_messages_quire_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3799,7 +3915,7 @@ func (x *RetryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryChunk.ProtoReflect.Descriptor instead.
 func (*RetryChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{49}
+	return file_messages_quire_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RetryChunk) GetIndex() int32 {
@@ -3821,7 +3937,7 @@ type RetryFinish struct {
 
 func (x *RetryFinish) Reset() {
 	*x = RetryFinish{}
-	mi := &file_messages_quire_proto_msgTypes[50]
+	mi := &file_messages_quire_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3833,7 +3949,7 @@ func (x *RetryFinish) String() string {
 func (*RetryFinish) ProtoMessage() {}
 
 func (x *RetryFinish) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[50]
+	mi := &file_messages_quire_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3846,7 +3962,7 @@ func (x *RetryFinish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryFinish.ProtoReflect.Descriptor instead.
 func (*RetryFinish) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{50}
+	return file_messages_quire_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RetryFinish) GetStatus() JobStatus {
@@ -3876,7 +3992,7 @@ type MemberLost struct {
 
 func (x *MemberLost) Reset() {
 	*x = MemberLost{}
-	mi := &file_messages_quire_proto_msgTypes[51]
+	mi := &file_messages_quire_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +4004,7 @@ func (x *MemberLost) String() string {
 func (*MemberLost) ProtoMessage() {}
 
 func (x *MemberLost) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[51]
+	mi := &file_messages_quire_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +4017,7 @@ func (x *MemberLost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberLost.ProtoReflect.Descriptor instead.
 func (*MemberLost) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{51}
+	return file_messages_quire_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MemberLost) GetNode() string {
@@ -3931,7 +4047,7 @@ type AttemptDeadline struct {
 
 func (x *AttemptDeadline) Reset() {
 	*x = AttemptDeadline{}
-	mi := &file_messages_quire_proto_msgTypes[52]
+	mi := &file_messages_quire_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3943,7 +4059,7 @@ func (x *AttemptDeadline) String() string {
 func (*AttemptDeadline) ProtoMessage() {}
 
 func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[52]
+	mi := &file_messages_quire_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3956,7 +4072,7 @@ func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttemptDeadline.ProtoReflect.Descriptor instead.
 func (*AttemptDeadline) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{52}
+	return file_messages_quire_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AttemptDeadline) GetIndex() int32 {
@@ -3990,7 +4106,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_messages_quire_proto_msgTypes[53]
+	mi := &file_messages_quire_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4002,7 +4118,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[53]
+	mi := &file_messages_quire_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4015,7 +4131,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{53}
+	return file_messages_quire_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CancelJob) GetJobId() string {
@@ -4043,7 +4159,7 @@ type CancelReply struct {
 
 func (x *CancelReply) Reset() {
 	*x = CancelReply{}
-	mi := &file_messages_quire_proto_msgTypes[54]
+	mi := &file_messages_quire_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4055,7 +4171,7 @@ func (x *CancelReply) String() string {
 func (*CancelReply) ProtoMessage() {}
 
 func (x *CancelReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[54]
+	mi := &file_messages_quire_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4068,7 +4184,7 @@ func (x *CancelReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReply.ProtoReflect.Descriptor instead.
 func (*CancelReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{54}
+	return file_messages_quire_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CancelReply) GetStatus() JobStatus {
@@ -4093,7 +4209,7 @@ type DispatcherStats struct {
 
 func (x *DispatcherStats) Reset() {
 	*x = DispatcherStats{}
-	mi := &file_messages_quire_proto_msgTypes[55]
+	mi := &file_messages_quire_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4105,7 +4221,7 @@ func (x *DispatcherStats) String() string {
 func (*DispatcherStats) ProtoMessage() {}
 
 func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[55]
+	mi := &file_messages_quire_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4118,7 +4234,7 @@ func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStats.ProtoReflect.Descriptor instead.
 func (*DispatcherStats) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{55}
+	return file_messages_quire_proto_rawDescGZIP(), []int{57}
 }
 
 type DispatcherStatsReply struct {
@@ -4132,7 +4248,7 @@ type DispatcherStatsReply struct {
 
 func (x *DispatcherStatsReply) Reset() {
 	*x = DispatcherStatsReply{}
-	mi := &file_messages_quire_proto_msgTypes[56]
+	mi := &file_messages_quire_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +4260,7 @@ func (x *DispatcherStatsReply) String() string {
 func (*DispatcherStatsReply) ProtoMessage() {}
 
 func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[56]
+	mi := &file_messages_quire_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +4273,7 @@ func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStatsReply.ProtoReflect.Descriptor instead.
 func (*DispatcherStatsReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{56}
+	return file_messages_quire_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DispatcherStatsReply) GetCapacity() int32 {
@@ -4403,7 +4519,14 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\"/\n" +
 	"\aKeyList\x12$\n" +
-	"\x04keys\x18\x01 \x03(\v2\x10.quire.v1.APIKeyR\x04keys\"[\n" +
+	"\x04keys\x18\x01 \x03(\v2\x10.quire.v1.APIKeyR\x04keys\"G\n" +
+	"\fListAccounts\x12!\n" +
+	"\fafter_number\x18\x01 \x01(\x03R\vafterNumber\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\x7f\n" +
+	"\vAccountList\x12-\n" +
+	"\baccounts\x18\x01 \x03(\v2\x11.quire.v1.AccountR\baccounts\x12-\n" +
+	"\bbalances\x18\x02 \x03(\v2\x11.quire.v1.BalanceR\bbalances\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"[\n" +
 	"\tSetLimits\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12/\n" +
@@ -4557,7 +4680,7 @@ func file_messages_quire_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_quire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_messages_quire_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: quire.v1.JobStatus
 	(LedgerKind)(0),               // 1: quire.v1.LedgerKind
@@ -4599,27 +4722,29 @@ var file_messages_quire_proto_goTypes = []any{
 	(*KeyReply)(nil),              // 37: quire.v1.KeyReply
 	(*ListKeys)(nil),              // 38: quire.v1.ListKeys
 	(*KeyList)(nil),               // 39: quire.v1.KeyList
-	(*SetLimits)(nil),             // 40: quire.v1.SetLimits
-	(*RolloutPolicy)(nil),         // 41: quire.v1.RolloutPolicy
-	(*GetRollout)(nil),            // 42: quire.v1.GetRollout
-	(*SetRollout)(nil),            // 43: quire.v1.SetRollout
-	(*ClaimIdempotency)(nil),      // 44: quire.v1.ClaimIdempotency
-	(*IdempotencyClaim)(nil),      // 45: quire.v1.IdempotencyClaim
-	(*ReleaseIdempotency)(nil),    // 46: quire.v1.ReleaseIdempotency
-	(*LedgerError)(nil),           // 47: quire.v1.LedgerError
-	(*ChunkWork)(nil),             // 48: quire.v1.ChunkWork
-	(*DispatchChunk)(nil),         // 49: quire.v1.DispatchChunk
-	(*ChunkRunning)(nil),          // 50: quire.v1.ChunkRunning
-	(*ChunkResult)(nil),           // 51: quire.v1.ChunkResult
-	(*ForgetJob)(nil),             // 52: quire.v1.ForgetJob
-	(*RetryChunk)(nil),            // 53: quire.v1.RetryChunk
-	(*RetryFinish)(nil),           // 54: quire.v1.RetryFinish
-	(*MemberLost)(nil),            // 55: quire.v1.MemberLost
-	(*AttemptDeadline)(nil),       // 56: quire.v1.AttemptDeadline
-	(*CancelJob)(nil),             // 57: quire.v1.CancelJob
-	(*CancelReply)(nil),           // 58: quire.v1.CancelReply
-	(*DispatcherStats)(nil),       // 59: quire.v1.DispatcherStats
-	(*DispatcherStatsReply)(nil),  // 60: quire.v1.DispatcherStatsReply
+	(*ListAccounts)(nil),          // 40: quire.v1.ListAccounts
+	(*AccountList)(nil),           // 41: quire.v1.AccountList
+	(*SetLimits)(nil),             // 42: quire.v1.SetLimits
+	(*RolloutPolicy)(nil),         // 43: quire.v1.RolloutPolicy
+	(*GetRollout)(nil),            // 44: quire.v1.GetRollout
+	(*SetRollout)(nil),            // 45: quire.v1.SetRollout
+	(*ClaimIdempotency)(nil),      // 46: quire.v1.ClaimIdempotency
+	(*IdempotencyClaim)(nil),      // 47: quire.v1.IdempotencyClaim
+	(*ReleaseIdempotency)(nil),    // 48: quire.v1.ReleaseIdempotency
+	(*LedgerError)(nil),           // 49: quire.v1.LedgerError
+	(*ChunkWork)(nil),             // 50: quire.v1.ChunkWork
+	(*DispatchChunk)(nil),         // 51: quire.v1.DispatchChunk
+	(*ChunkRunning)(nil),          // 52: quire.v1.ChunkRunning
+	(*ChunkResult)(nil),           // 53: quire.v1.ChunkResult
+	(*ForgetJob)(nil),             // 54: quire.v1.ForgetJob
+	(*RetryChunk)(nil),            // 55: quire.v1.RetryChunk
+	(*RetryFinish)(nil),           // 56: quire.v1.RetryFinish
+	(*MemberLost)(nil),            // 57: quire.v1.MemberLost
+	(*AttemptDeadline)(nil),       // 58: quire.v1.AttemptDeadline
+	(*CancelJob)(nil),             // 59: quire.v1.CancelJob
+	(*CancelReply)(nil),           // 60: quire.v1.CancelReply
+	(*DispatcherStats)(nil),       // 61: quire.v1.DispatcherStats
+	(*DispatcherStatsReply)(nil),  // 62: quire.v1.DispatcherStatsReply
 }
 var file_messages_quire_proto_depIdxs = []int32{
 	4,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
@@ -4651,20 +4776,22 @@ var file_messages_quire_proto_depIdxs = []int32{
 	17, // 26: quire.v1.KeyReply.key:type_name -> quire.v1.APIKey
 	17, // 27: quire.v1.KeyReply.revoked:type_name -> quire.v1.APIKey
 	17, // 28: quire.v1.KeyList.keys:type_name -> quire.v1.APIKey
-	16, // 29: quire.v1.SetLimits.limits:type_name -> quire.v1.AccountLimits
-	41, // 30: quire.v1.SetRollout.policy:type_name -> quire.v1.RolloutPolicy
-	2,  // 31: quire.v1.IdempotencyClaim.outcome:type_name -> quire.v1.IdempotencyClaim.Outcome
-	3,  // 32: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
-	4,  // 33: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
-	48, // 34: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
-	8,  // 35: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
-	0,  // 36: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
-	0,  // 37: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	15, // 29: quire.v1.AccountList.accounts:type_name -> quire.v1.Account
+	19, // 30: quire.v1.AccountList.balances:type_name -> quire.v1.Balance
+	16, // 31: quire.v1.SetLimits.limits:type_name -> quire.v1.AccountLimits
+	43, // 32: quire.v1.SetRollout.policy:type_name -> quire.v1.RolloutPolicy
+	2,  // 33: quire.v1.IdempotencyClaim.outcome:type_name -> quire.v1.IdempotencyClaim.Outcome
+	3,  // 34: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
+	4,  // 35: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
+	50, // 36: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
+	8,  // 37: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
+	0,  // 38: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
+	0,  // 39: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_messages_quire_proto_init() }
@@ -4687,7 +4814,7 @@ func file_messages_quire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_quire_proto_rawDesc), len(file_messages_quire_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   57,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -71,6 +71,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(a.revokeKey(m))
 	case *messages.ListKeys:
 		ctx.Respond(a.listKeys(m))
+	case *messages.ListAccounts:
+		ctx.Respond(a.listAccounts(m))
 	case *messages.GetRollout:
 		ctx.Respond(a.rollout())
 	case *messages.SetRollout:
@@ -301,7 +303,7 @@ func (a *Actor) authenticate(m *messages.Authenticate) any {
 }
 
 func (a *Actor) account(id string) any {
-	acct, err := a.store.Account(id)
+	acct, err := a.store.AccountRef(id)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return codeError(messages.LedgerError_CODE_UNKNOWN_ACCOUNT, id)
 	}
@@ -309,6 +311,22 @@ func (a *Actor) account(id string) any {
 		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
 	}
 	return &messages.AccountReply{Account: acct}
+}
+
+func (a *Actor) listAccounts(m *messages.ListAccounts) any {
+	accts, more, err := a.store.AccountsByNumber(m.GetAfterNumber(), int(m.GetLimit()))
+	if err != nil {
+		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
+	}
+	out := &messages.AccountList{Accounts: accts, More: more}
+	for _, acct := range accts {
+		bal, ok := a.balances[acct.GetId()]
+		if !ok {
+			bal = &messages.Balance{AccountId: acct.GetId()}
+		}
+		out.Balances = append(out.Balances, bal)
+	}
+	return out
 }
 
 func (a *Actor) balance(m *messages.GetBalance) any {

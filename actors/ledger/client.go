@@ -95,6 +95,12 @@ func (c *Client) Account(ctx context.Context, id string) (*messages.Account, err
 	return r.GetAccount(), err
 }
 
+// Accounts lists at most limit accounts numbered above after, by number,
+// with their balances.
+func (c *Client) Accounts(ctx context.Context, after int64, limit int) (*messages.AccountList, error) {
+	return ask[*messages.AccountList](ctx, c, &messages.ListAccounts{AfterNumber: after, Limit: int32(limit)})
+}
+
 // Balance reads an account's balance and its most recent entries.
 func (c *Client) Balance(ctx context.Context, account string, recent int) (*messages.BalanceReply, error) {
 	return ask[*messages.BalanceReply](ctx, c, &messages.GetBalance{AccountId: account, Recent: int32(recent)})

@@ -84,7 +84,7 @@ func (n *Node) Account(ctx context.Context, id string) (*messages.Account, error
 	var a *messages.Account
 	var err error
 	if n.HoldsLedger() {
-		a, err = n.cfg.Store.Account(id)
+		a, err = n.cfg.Store.AccountRef(id)
 	} else {
 		a, err = n.ledger.Account(ctx, id)
 	}
@@ -92,6 +92,12 @@ func (n *Node) Account(ctx context.Context, id string) (*messages.Account, error
 		return nil, fmt.Errorf("%w: no account %s", ErrInvalidRequest, id)
 	}
 	return a, err
+}
+
+// Accounts lists at most limit accounts numbered above after, by number,
+// with their balances; the ledger's node answers, wherever it is.
+func (n *Node) Accounts(ctx context.Context, after int64, limit int) (*messages.AccountList, error) {
+	return n.ledger.Accounts(ctx, after, limit)
 }
 
 // Grant adds credits to an account. A grant id makes the grant idempotent.

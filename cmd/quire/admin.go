@@ -17,6 +17,7 @@ func newAdminCmd() *cobra.Command {
 	cmd.AddCommand(newCreateAccountCmd(), newGrantCmd())
 	cmd.AddCommand(newCreateKeyCmd(), newRevokeKeyCmd(), newKeysCmd())
 	cmd.AddCommand(newRolloutCmd()) // rollout.go
+	cmd.AddCommand(newAccountsCmd())
 	return cmd
 }
 
@@ -51,7 +52,7 @@ func newGrantCmd() *cobra.Command {
 	var amount int64
 	var reason string
 	cmd := &cobra.Command{
-		Use: "grant ACCOUNT_ID", Short: "Grant credits to an account", Args: cobra.ExactArgs(1),
+		Use: "grant ACCOUNT", Short: "Grant credits to an account (its id or number)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
 			if err != nil {
@@ -78,7 +79,7 @@ func newCreateKeyCmd() *cobra.Command {
 	cf := &clientFlags{}
 	var revokeOthers bool
 	cmd := &cobra.Command{
-		Use: "create-key ACCOUNT_ID", Short: "Create an API key for an account; prints it once", Args: cobra.ExactArgs(1),
+		Use: "create-key ACCOUNT", Short: "Create an API key for an account (its id or number); prints it once", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
 			if err != nil {
@@ -100,7 +101,7 @@ func newCreateKeyCmd() *cobra.Command {
 func newRevokeKeyCmd() *cobra.Command {
 	cf := &clientFlags{}
 	cmd := &cobra.Command{
-		Use: "revoke-key ACCOUNT_ID KEY_ID", Short: "Revoke an API key of an account", Args: cobra.ExactArgs(2),
+		Use: "revoke-key ACCOUNT KEY_ID", Short: "Revoke an API key of an account (its id or number)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
 			if err != nil {
@@ -120,7 +121,7 @@ func newRevokeKeyCmd() *cobra.Command {
 func newKeysCmd() *cobra.Command {
 	cf := &clientFlags{}
 	cmd := &cobra.Command{
-		Use: "keys ACCOUNT_ID", Short: "List an account's API keys (ids and dates, never the keys)", Args: cobra.ExactArgs(1),
+		Use: "keys ACCOUNT", Short: "List an account's API keys (ids and dates, never the keys); ACCOUNT is its id or number", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd, cf, "QUIRE_ADMIN_TOKEN")
 			if err != nil {

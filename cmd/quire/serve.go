@@ -448,7 +448,7 @@ func ensureDemo(ctx context.Context, n *node.Node, f *serveFlags, adminToken str
 	if err := os.WriteFile(credPath, []byte(env), 0o600); err != nil {
 		return fmt.Errorf("save demo credentials: %w", err)
 	}
-	fmt.Fprintf(out, "  demo API key: %s  (account %d \"demo\", %d credits)\n", acct.APIKey, acct.Account.GetNumber(), f.demoCredits)
+	fmt.Fprintf(out, "  demo API key: %s  (account %d \"demo\", id %s, %d credits)\n", acct.APIKey, acct.Account.GetNumber(), acct.Account.GetId(), f.demoCredits)
 	sets := "QUIRE_API_KEY, QUIRE_URL"
 	if tokenGenerated {
 		sets = "QUIRE_API_KEY, QUIRE_ADMIN_TOKEN, QUIRE_URL"
