@@ -156,6 +156,8 @@ func New(cfg Config) *API {
 	addRolloutRoutes(a)
 	addKeyRoutes(a)
 	addDashboard(a) // dashboard.go: plain handlers under /dashboard
+	// openapi.go: servers, tags, errors; after every route.
+	finishOpenAPI(a.api.OpenAPI())
 	mux.Handle("GET "+MetricsPath, a.metricsHandler())
 	mux.HandleFunc(internalPrefix, servePublicInternal) // peer.go: the peer port's, never here
 	a.peer = cfg.Peer
