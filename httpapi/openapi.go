@@ -78,6 +78,10 @@ func finishOperation(op *huma.Operation) {
 		codes = append(codes, http.StatusUnauthorized, http.StatusTooManyRequests,
 			http.StatusInternalServerError, http.StatusServiceUnavailable)
 	}
+	if op.OperationID == "create-job" || op.OperationID == opProcess {
+		// submitOnce (idempotency.go): a key still in use is a 409 with Retry-After.
+		codes = append(codes, http.StatusConflict)
+	}
 	for _, code := range codes {
 		key := strconv.Itoa(code)
 		if op.Responses[key] == nil {
@@ -85,7 +89,7 @@ func finishOperation(op *huma.Operation) {
 		}
 	}
 	for key, res := range op.Responses {
-		if key == "429" || key == "503" || (key == "409" && op.OperationID == "create-job") {
+		if key == "429" || key == "503" || (key == "409" && (op.OperationID == "create-job" || op.OperationID == opProcess)) {
 			if res.Headers == nil {
 				res.Headers = map[string]*huma.Header{}
 			}

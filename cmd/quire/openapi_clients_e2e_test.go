@@ -73,6 +73,35 @@ func TestOpenAPIClients(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// What the linters do not check: Retry-After is declared wherever it is
+	// sent, and the idempotent submissions declare their 409.
+	t.Run("retry-after", func(t *testing.T) {
+		var doc struct {
+			Paths map[string]map[string]struct {
+				OperationID string `json:"operationId"`
+				Responses   map[string]struct {
+					Headers map[string]any `json:"headers"`
+				} `json:"responses"`
+			} `json:"paths"`
+		}
+		if err := json.Unmarshal(r.Body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for path, ops := range doc.Paths {
+			for method, op := range ops {
+				for code, res := range op.Responses {
+					if (code == "429" || code == "503") && res.Headers["Retry-After"] == nil {
+						t.Errorf("%s %s: %s without Retry-After", method, path, code)
+					}
+				}
+				if op.OperationID == "create-job" || op.OperationID == "process" {
+					if res, ok := op.Responses["409"]; !ok || res.Headers["Retry-After"] == nil {
+						t.Errorf("%s %s: no 409 with Retry-After (an idempotency key in use)", method, path)
+					}
+				}
+			}
+		}
+	})
 	t.Run("redocly", func(t *testing.T) {
 		out, stderr, err := runTool(t, openAPIToolsDir, redocly, nil, "lint", spec, "--config", "redocly.yaml", "--format", "json")
 		var rep struct {
