@@ -160,6 +160,8 @@ func New(cfg Config) *API {
 	addKeyRoutes(a)
 	addDashboard(a) // dashboard.go: plain handlers under /dashboard
 	addDocs(mux)    // docs.go: /docs with no request to another origin
+	// openapi.go: servers, tags, errors; after every route.
+	finishOpenAPI(a.api.OpenAPI())
 	mux.Handle("GET "+MetricsPath, a.metricsHandler())
 	mux.HandleFunc(internalPrefix, servePublicInternal) // peer.go: the peer port's, never here
 	a.peer = cfg.Peer
