@@ -877,6 +877,9 @@ func TestClusterLedger(t *testing.T) {
 			return false
 		}
 		refused = r.wantProblem(t, http.StatusServiceUnavailable)
+		if refused.Code != "unavailable" {
+			t.Errorf("503 code %q, want unavailable", refused.Code)
+		}
 		if r.Header.Get("Retry-After") == "" {
 			t.Errorf("503 without Retry-After: %s", r)
 		}

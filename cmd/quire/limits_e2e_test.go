@@ -677,7 +677,9 @@ func TestE2EConcurrentUploads(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("upload %d of the burst: %v", i, errs[i])
 		}
-		r.wantProblem(t, http.StatusServiceUnavailable)
+		if p := r.wantProblem(t, http.StatusServiceUnavailable); p.Code != "unavailable" {
+			t.Errorf("503 code %q, want unavailable", p.Code)
+		}
 		wantRetryAfter(t, r)
 	}
 	if after := c.credits(t).standing(); after != before {
@@ -706,6 +708,9 @@ func TestE2EMaxPages(t *testing.T) {
 	c, _ := n.newAccount(t, "pages", 100)
 	before := c.credits(t).standing()
 	p := c.upload(t, corpusFile(t, fourPagePDF), nil).wantProblem(t, http.StatusRequestEntityTooLarge)
+	if p.Code != "too_many_pages" {
+		t.Errorf("413 code %q, want too_many_pages", p.Code)
+	}
 	if !strings.Contains(p.Detail, "4 pages") || !strings.Contains(p.Detail, "at most 3") {
 		t.Errorf("413 detail %q does not say 4 pages and the limit of 3", p.Detail)
 	}

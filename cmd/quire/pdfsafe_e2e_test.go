@@ -130,6 +130,9 @@ func TestE2EHostilePDFs(t *testing.T) {
 				continue
 			}
 			p := r.wantProblem(t, http.StatusUnprocessableEntity)
+			if p.Code != "too_deep" {
+				t.Errorf("code %q, want too_deep", p.Code)
+			}
 			if !strings.Contains(p.Detail, "nested too deeply") {
 				t.Errorf("detail %q, want it to say the PDF is nested too deeply", p.Detail)
 			}

@@ -517,6 +517,9 @@ func TestRolloutSyncBounds(t *testing.T) {
 	t.Run("past --sync-timeout", func(t *testing.T) {
 		r := c.process(t, large, map[string]string{"chunk_pages": "1"})
 		p := r.wantProblem(t, http.StatusGatewayTimeout)
+		if p.Code != "timeout" {
+			t.Errorf("504 code %q, want timeout", p.Code)
+		}
 		wantRoute(t, r, "sync")
 		loc := r.Header.Get("Location")
 		id, ok := strings.CutPrefix(loc, "/v1/jobs/")
