@@ -79,7 +79,7 @@ type Actor struct {
 	// (ChunkRunning): from then on its own deadline applies, not the one
 	// set when it was placed.
 	startedAt map[int32]time.Time
-	last     map[int32]int32  // chunk -> highest attempt number handed out
+	last      map[int32]int32 // chunk -> highest attempt number handed out
 	// incarnation identifies this life of the actor: answers to attempts an
 	// earlier life made (before a restart of the actor or of the node) are stale.
 	incarnation string
@@ -208,7 +208,7 @@ func (a *Actor) dispatch(ctx actor.Context, c *Chunk) {
 	a.inFlight[index] = attempt
 	a.placedOn[index] = place.Node
 	delete(a.startedAt, index) // a new attempt has not started yet
-	if c.Failures > 0 { // an attempt after a retried, lost or rate-limited one
+	if c.Failures > 0 {        // an attempt after a retried, lost or rate-limited one
 		metrics.ChunkRetried()
 	}
 	cr := a.st.Created

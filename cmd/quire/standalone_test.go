@@ -13,9 +13,6 @@ import (
 // fetch script and one end-to-end test. Nothing in the repository may read
 // or link outside itself.
 func TestStandaloneClone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("clones the repository and runs go test in it; skipped with -short")
-	}
 	t.Parallel()
 	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
