@@ -696,8 +696,8 @@ func TestKeysNeverLogged(t *testing.T) {
 		{"Bearer " + bare, http.MethodGet, "/v1/credits", http.StatusUnauthorized},
 		{"Basic " + key, http.MethodGet, "/v1/credits", http.StatusUnauthorized},
 		{"Bearer " + key + "x", http.MethodGet, "/v1/jobs/" + j.ID, http.StatusUnauthorized},
-		{"Bearer " + key, http.MethodPost, "/v1/admin/accounts", http.StatusUnauthorized},
-		{"Bearer " + token, http.MethodGet, "/v1/credits", http.StatusUnauthorized},
+		{"Bearer " + key, http.MethodPost, "/v1/admin/accounts", http.StatusForbidden}, // the wrong kind of credential
+		{"Bearer " + token, http.MethodGet, "/v1/credits", http.StatusForbidden},
 		{"Bearer " + token + "x", http.MethodGet, "/v1/admin/cluster", http.StatusUnauthorized},
 		{"Bearer " + token, http.MethodGet, "/v1/admin/cluster", http.StatusOK},
 		{"Bearer " + key, http.MethodGet, "/v1/jobs/01900000-0000-7000-8000-000000000000", http.StatusNotFound},
