@@ -466,25 +466,12 @@ func TestDashboardCluster(t *testing.T) {
 // with its button, opens its page (per-chunk status and node), logs out, and
 // saves screenshots; the node's REST API then confirms what the page showed.
 func TestDashboardBrowser(t *testing.T) {
-	chromium := os.Getenv("QUIRE_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		needOrSkip(t, "no chromium at %s (Debian: apt-get install chromium; or set QUIRE_CHROMIUM): %v", chromium, err)
-	}
-	nodeJS, err := exec.LookPath("node")
-	if err != nil {
-		needOrSkip(t, "node (Node.js) is not installed (Debian: apt-get install nodejs)")
-	}
-	if _, err := os.Stat(filepath.Join(dashSpecDir, "node_modules", "playwright-core", "package.json")); err != nil {
-		needOrSkip(t, "playwright-core is not installed: run `npm ci --prefix cmd/quire/%s` (.ci/run does)", dashSpecDir)
-	}
+	chromium, nodeJS := browserTools(t)
 	artifacts := os.Getenv("QUIRE_ARTIFACTS")
 	if artifacts == "" {
 		artifacts = filepath.Join("testdata", "artifacts")
 	}
-	artifacts, err = filepath.Abs(artifacts)
+	artifacts, err := filepath.Abs(artifacts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,4 +562,26 @@ func TestDashboardBrowser(t *testing.T) {
 			t.Errorf("screenshot %s: %v", f, err)
 		}
 	}
+}
+
+// browserTools returns the chromium and node binaries the browser tests
+// drive (with playwright-core from dashSpecDir), or skips (fails in CI)
+// naming what is missing.
+func browserTools(tb testing.TB) (chromium, nodeJS string) {
+	tb.Helper()
+	chromium = os.Getenv("QUIRE_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		needOrSkip(tb, "no chromium at %s (Debian: apt-get install chromium; or set QUIRE_CHROMIUM): %v", chromium, err)
+	}
+	nodeJS, err := exec.LookPath("node")
+	if err != nil {
+		needOrSkip(tb, "node (Node.js) is not installed (Debian: apt-get install nodejs)")
+	}
+	if _, err := os.Stat(filepath.Join(dashSpecDir, "node_modules", "playwright-core", "package.json")); err != nil {
+		needOrSkip(tb, "playwright-core is not installed: run `npm ci --prefix cmd/quire/%s` (.ci/run does)", dashSpecDir)
+	}
+	return chromium, nodeJS
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,20 +13,7 @@ import (
 // browser: the page renders the API's title and an operation, with no
 // request to another origin and no error on the console.
 func TestDocsBrowser(t *testing.T) {
-	chromium := os.Getenv("QUIRE_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		needOrSkip(t, "no chromium at %s (Debian: apt-get install chromium; or set QUIRE_CHROMIUM): %v", chromium, err)
-	}
-	nodeJS, err := exec.LookPath("node")
-	if err != nil {
-		needOrSkip(t, "node (Node.js) is not installed (Debian: apt-get install nodejs)")
-	}
-	if _, err := os.Stat(filepath.Join(dashSpecDir, "node_modules", "playwright-core", "package.json")); err != nil {
-		needOrSkip(t, "playwright-core is not installed: run `npm ci --prefix cmd/quire/%s` (.ci/run does)", dashSpecDir)
-	}
+	chromium, nodeJS := browserTools(t)
 	n := startNode(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
