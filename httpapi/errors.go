@@ -71,7 +71,7 @@ var pdfCodes = []struct {
 }{
 	{pdf.ErrEmpty, "empty"}, {pdf.ErrNotPDF, "not_pdf"}, {pdf.ErrEncrypted, "encrypted"},
 	{pdf.ErrUnreadable, "damaged"}, {pdf.ErrNoPages, "no_pages"}, {pdf.ErrTooDeep, "too_deep"},
-	{pdf.ErrTooLarge, "too_much_data"}, {pdf.ErrPageTextTooLarge, "page_text_too_large"},
+	{pdf.ErrTooLarge, "too_much_data"},
 }
 
 // pdfCode is the problem code of a PDF that cannot be read, or "".

@@ -30,7 +30,6 @@ var ProblemCodes = []ProblemCode{
 	{"forbidden", http.StatusForbidden, "A valid credential of the wrong kind (an API key on /v1/admin/*, the admin token on an account's route), or a cross-origin dashboard request."},
 	{"not_found", http.StatusNotFound, "No such route, job, account, key or node (a job of another account is not found either)."},
 	{"method_not_allowed", http.StatusMethodNotAllowed, "The route exists but not with this method; the Allow header lists those it has."},
-	{"not_acceptable", http.StatusNotAcceptable, "The answer cannot be given in a format the Accept header allows."},
 	{"upload_too_slow", http.StatusRequestTimeout, "The upload arrived slower than the node's minimum rate."},
 	{"conflict", http.StatusConflict, "The request conflicts with the state: the job has already finished, or an idempotency key was used for another request."},
 	{"too_large", http.StatusRequestEntityTooLarge, "The PDF is larger than the upload limit."},
@@ -45,8 +44,7 @@ var ProblemCodes = []ProblemCode{
 	{"damaged", http.StatusUnprocessableEntity, "The PDF is damaged and cannot be read."},
 	{"no_pages", http.StatusUnprocessableEntity, "The PDF has no pages."},
 	{"too_deep", http.StatusUnprocessableEntity, "The PDF is nested too deeply to be read."},
-	{"too_much_data", http.StatusUnprocessableEntity, "Reading the PDF needs more memory than allowed (a stream decompresses to too much data)."},
-	{"page_text_too_large", http.StatusUnprocessableEntity, "A page of the PDF has more text than allowed."},
+	{"too_much_data", http.StatusUnprocessableEntity, "Opening the PDF needs more memory than a reader may use (--pdf-memory-limit-mb): a stream decompresses to too much data."},
 	{"rate_limited", http.StatusTooManyRequests, "Too many requests, active jobs, uploads or failed logins; retry after Retry-After seconds."},
 	{"client_closed", 499, "The client closed the request before the answer (seen in logs and metrics only)."},
 	{"internal", http.StatusInternalServerError, "An unexpected error; the request was not applied."},
@@ -62,10 +60,9 @@ var defaultCodes = map[int]string{
 	http.StatusBadRequest: "malformed_request", http.StatusUnauthorized: "unauthorized",
 	http.StatusPaymentRequired: "insufficient_credits", http.StatusForbidden: "forbidden",
 	http.StatusNotFound: "not_found", http.StatusMethodNotAllowed: "method_not_allowed",
-	http.StatusNotAcceptable: "not_acceptable", http.StatusRequestTimeout: "upload_too_slow",
-	http.StatusConflict: "conflict", http.StatusRequestEntityTooLarge: "too_large",
-	http.StatusUnsupportedMediaType: "unsupported_media_type", http.StatusUnprocessableEntity: "invalid_request",
-	http.StatusTooManyRequests: "rate_limited", 499: "client_closed",
+	http.StatusRequestTimeout: "upload_too_slow", http.StatusConflict: "conflict",
+	http.StatusRequestEntityTooLarge: "too_large", http.StatusUnsupportedMediaType: "unsupported_media_type",
+	http.StatusUnprocessableEntity: "invalid_request", http.StatusTooManyRequests: "rate_limited", 499: "client_closed",
 	http.StatusInternalServerError: "internal", http.StatusBadGateway: "bad_gateway",
 	http.StatusServiceUnavailable: "unavailable", http.StatusGatewayTimeout: "timeout",
 	http.StatusInsufficientStorage: "insufficient_storage",
@@ -76,7 +73,7 @@ var defaultCodes = map[int]string{
 // the OpenAPI document's error schema has the code with its enum.
 type Problem struct {
 	huma.ErrorModel
-	Code string `json:"code,omitempty" doc:"A short, stable name of the problem (see the README's Errors table)." enum:"malformed_request,unauthorized,insufficient_credits,forbidden,not_found,method_not_allowed,not_acceptable,upload_too_slow,conflict,too_large,too_many_pages,field_too_large,unsupported_media_type,invalid_request,missing_field,not_pdf,empty,encrypted,damaged,no_pages,too_deep,too_much_data,page_text_too_large,rate_limited,client_closed,internal,bad_gateway,unavailable,async_disabled,timeout,insufficient_storage"`
+	Code string `json:"code,omitempty" doc:"A short, stable name of the problem (see the README's Errors table)." enum:"malformed_request,unauthorized,insufficient_credits,forbidden,not_found,method_not_allowed,upload_too_slow,conflict,too_large,too_many_pages,field_too_large,unsupported_media_type,invalid_request,missing_field,not_pdf,empty,encrypted,damaged,no_pages,too_deep,too_much_data,rate_limited,client_closed,internal,bad_gateway,unavailable,async_disabled,timeout,insufficient_storage"`
 }
 
 // codeFor is the code of a problem of this status made without one.

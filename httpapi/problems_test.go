@@ -3,7 +3,9 @@ package httpapi_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +22,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/quirehq/quire/actors/node"
+	"github.com/quirehq/quire/bench/pdfgen"
 	"github.com/quirehq/quire/httpapi"
+	"github.com/quirehq/quire/messages"
 )
 
 // TestProblemCodesMatchREADME: the README's Errors table and the OpenAPI
@@ -150,6 +154,9 @@ func TestProblemCodes(t *testing.T) {
 		RateLimitRPS: 0.001, RateLimitBurst: 1, Log: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(limited.Close)
 	poorID, poorKey := limitsAccountWith(t, n, "poor", 1)
+	broken := httptest.NewServer(httpapi.New(httpapi.Config{Backend: brokenBackend{n}, AdminToken: testAdminToken,
+		MaxUploadBytes: 64 << 20, Log: slog.New(slog.DiscardHandler)}))
+	t.Cleanup(broken.Close)
 
 	get := func(base, path, auth string) answer {
 		req := mustRequest(t, http.MethodGet, base+path, nil)
@@ -207,6 +214,15 @@ func TestProblemCodes(t *testing.T) {
 		}},
 		{"no pages", 422, "no_pages", func() answer { return upload(srv.URL, key, [][2]string{{"file", noPagesPDF()}}, file) }},
 		{"encrypted PDF", 422, "encrypted", func() answer { return upload(srv.URL, key, [][2]string{{"file", encryptedPDF()}}, file) }},
+		{"object stream bomb", 422, "too_much_data", func() answer {
+			var bomb bytes.Buffer
+			if err := pdfgen.ObjectStreamBomb(&bomb, 2*testReaderMemoryMB); err != nil {
+				t.Fatal(err)
+			}
+			return upload(srv.URL, key, [][2]string{{"file", bomb.String()}}, file)
+		}},
+		{"unexpected error in the node", 500, "internal", func() answer { return get(broken.URL, "/v1/credits", key) }},
+		{"panic in a handler", 500, "internal", func() answer { return get(broken.URL, "/v1/admin/accounts/"+id+"/keys", testAdminToken) }},
 		{"cancel of a finished job", 409, "conflict", func() answer {
 			jobID := finishedJob(t, srv.URL, key, pdf)
 			req := mustRequest(t, http.MethodPost, srv.URL+"/v1/jobs/"+jobID+"/cancel", nil)
@@ -218,6 +234,11 @@ func TestProblemCodes(t *testing.T) {
 			return get(limited.URL, "/v1/credits", key)
 		}},
 	}
+	covered := map[string]bool{"async_disabled": true} // the last subtest
+	for _, tc := range cases {
+		covered[tc.code] = true
+	}
+	checkCodesCovered(t, covered)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := tc.send()
@@ -250,6 +271,53 @@ func TestProblemCodes(t *testing.T) {
 			t.Errorf("account %s: %d credits reserved after refused requests", acct, b.GetReserved())
 		}
 	}
+}
+
+// problemsElsewhere are the codes whose requests need a whole binary or
+// cluster (a slow upload, a full disk, a node killed): the test file that
+// produces each one and checks its status.
+var problemsElsewhere = map[string]string{
+	"upload_too_slow":      "limits_test.go",
+	"too_many_pages":       "../cmd/quire/limits_e2e_test.go",
+	"too_deep":             "../cmd/quire/pdfsafe_e2e_test.go",
+	"client_closed":        "../cmd/quire/rollout_e2e_test.go",
+	"timeout":              "../cmd/quire/rollout_e2e_test.go",
+	"bad_gateway":          "../cmd/quire/cluster_e2e_test.go",
+	"unavailable":          "../cmd/quire/limits_e2e_test.go",
+	"insufficient_storage": "../cmd/quire/diskfull_e2e_test.go",
+}
+
+// checkCodesCovered: every documented code is produced by a request of
+// TestProblemCodes (covered) or of the test file problemsElsewhere names,
+// which checks it by its quoted name.
+func checkCodesCovered(t *testing.T, covered map[string]bool) {
+	t.Helper()
+	for _, pc := range httpapi.ProblemCodes {
+		if covered[pc.Code] {
+			continue
+		}
+		file, ok := problemsElsewhere[pc.Code]
+		if !ok {
+			t.Errorf("no test request produces the documented code %q", pc.Code)
+			continue
+		}
+		src, err := os.ReadFile(file)
+		if err != nil || !bytes.Contains(src, []byte(`"`+pc.Code+`"`)) {
+			t.Errorf("code %q: %s does not check it (%v)", pc.Code, file, err)
+		}
+	}
+}
+
+// brokenBackend is a real node whose Credits fails with an error the API
+// does not know and whose Keys panics: what a bug would do.
+type brokenBackend struct{ *node.Node }
+
+func (brokenBackend) Credits(context.Context, string, int) (*messages.BalanceReply, error) {
+	return nil, errors.New("a bug: the balance cannot be read")
+}
+
+func (brokenBackend) Keys(context.Context, string) ([]*messages.APIKey, error) {
+	panic("a bug in the keys handler")
 }
 
 // limitsAccountWith makes an account with this many credits.

@@ -52,6 +52,9 @@ func startTestNode(tb testing.TB, name string) *node.Node {
 	return n
 }
 
+// testReaderMemoryMB is the memory a test node's PDF reader may use.
+const testReaderMemoryMB = 128
+
 // startTestNodeDir is startTestNode that also returns the node's data dir.
 func startTestNodeDir(tb testing.TB, name string) (*node.Node, string) {
 	tb.Helper()
@@ -62,7 +65,9 @@ func startTestNodeDir(tb testing.TB, name string) (*node.Node, string) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = store.Close() })
-	engine, err := pdf.NewEngine(pdf.Config{Instances: 2, CacheDir: pdf.DefaultCacheDir()})
+	// A reader may use 128 MiB (not the default 512), so that a bomb is
+	// refused quickly (TestProblemCodes).
+	engine, err := pdf.NewEngine(pdf.Config{Instances: 2, CacheDir: pdf.DefaultCacheDir(), MemoryLimitMB: testReaderMemoryMB})
 	if err != nil {
 		tb.Fatal(err)
 	}

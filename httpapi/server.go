@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -175,6 +177,7 @@ func New(cfg Config) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer a.recoverPanic(sw, r, start)
 	if !checkUTF8(sw, r) { // utf8.go
 		a.countRequest(r, sw.status, time.Since(start))
 		return
@@ -189,14 +192,40 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Huma is the underlying huma API (for tests and extra routes).
 func (a *API) Huma() huma.API { return a.api }
 
+// recoverPanic turns a handler's panic into a 500 problem (code internal)
+// when nothing has been written yet, logs it with its stack, and counts
+// the request; http.ErrAbortHandler is passed on as net/http means it.
+func (a *API) recoverPanic(sw *statusWriter, r *http.Request, start time.Time) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	a.cfg.Log.Error("request failed: handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	if !sw.wrote {
+		writeProblem(sw, http.StatusInternalServerError, "internal error; the request was not applied", "")
+	} else {
+		sw.status = http.StatusInternalServerError
+	}
+	a.countRequest(r, sw.status, time.Since(start))
+}
+
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	wrote  bool // the header has been written
 }
 
 func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
+	s.status, s.wrote = code, true
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

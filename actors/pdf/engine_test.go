@@ -147,6 +147,25 @@ func TestBombsHitTheMemoryCap(t *testing.T) {
 	}
 }
 
+// A bomb in an object stream goes off when the file is opened: Inspect
+// (what an upload runs) fails with ErrTooLarge, and the next file reads.
+func TestObjectStreamBombAtOpen(t *testing.T) {
+	e, err := pdf.NewEngine(pdf.Config{Instances: 1, CacheDir: pdf.DefaultCacheDir(), MemoryLimitMB: 96})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	small := hostile(t, "objstm.pdf", func(b *bytes.Buffer) error { return pdfgen.ObjectStreamBomb(b, 1) })
+	if info, err := e.Inspect(t.Context(), small); err != nil || info.Pages != 1 {
+		t.Fatalf("Inspect of the same layout inflating to 1 MiB = %+v, %v; want 1 page", info, err)
+	}
+	p := hostile(t, "objstm-bomb.pdf", func(b *bytes.Buffer) error { return pdfgen.ObjectStreamBomb(b, 300) })
+	if _, err := e.Inspect(t.Context(), p); !errors.Is(err, pdf.ErrTooLarge) {
+		t.Errorf("Inspect = %v, want ErrTooLarge", err)
+	}
+	readsCleanly(t, e, "an object stream bomb")
+}
+
 // A page with more text than MaxPageTextKB fails with ErrPageTextTooLarge.
 func TestPageTextCap(t *testing.T) {
 	e, err := pdf.NewEngine(pdf.Config{Instances: 1, CacheDir: pdf.DefaultCacheDir(), MaxPageTextKB: 16})

@@ -147,3 +147,59 @@ func zlibRepeatFramed(head, unit []byte, n int, tail []byte) ([]byte, error) {
 func zlibBytes(b []byte) ([]byte, error) {
 	return zlibRepeatFramed(nil, b, 1, nil)
 }
+
+// ObjectStreamBomb writes a one-page PDF (1.5, with a cross-reference
+// stream) whose catalog, page tree and page sit in an object stream padded
+// with decompressedMB MiB of spaces and compressed twice: a reader has to
+// inflate the whole stream just to find the pages, so the bomb goes off
+// when the file is opened, not when a page's text is read.
+func ObjectStreamBomb(w io.Writer, decompressedMB int) error {
+	objs := []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+	}
+	var header, body strings.Builder
+	for i, o := range objs {
+		fmt.Fprintf(&header, "%d %d ", i+1, body.Len())
+		body.WriteString(o + "\n")
+	}
+	first := header.Len()
+	inner, err := zlibRepeatFramed([]byte(header.String()+body.String()), []byte(" "), max(decompressedMB<<20, 1), nil)
+	if err != nil {
+		return err
+	}
+	outer, err := zlibBytes(inner)
+	if err != nil {
+		return err
+	}
+	pw := &writer{w: bufio.NewWriter(w)}
+	pw.printf("%%PDF-1.5\n%%\xe2\xe3\xcf\xd3\n")
+	// Objects 1-3 are in the object stream, object 4; 5 is the xref stream.
+	pw.offsets = append(pw.offsets, 0, 0, 0)
+	pw.stream(outer, fmt.Sprintf("/Type /ObjStm /N %d /First %d /Filter [/FlateDecode /FlateDecode] ", len(objs), first))
+	objStm := pw.offsets[3]
+	xref := pw.n
+	var table bytes.Buffer
+	entry := func(kind byte, field2 uint32, field3 uint16) {
+		table.Write([]byte{kind, byte(field2 >> 24), byte(field2 >> 16), byte(field2 >> 8), byte(field2), byte(field3 >> 8), byte(field3)})
+	}
+	entry(0, 0, 65535)
+	for i := range objs {
+		entry(2, 4, uint16(i))
+	}
+	entry(1, uint32(objStm), 0)
+	entry(1, uint32(xref), 0)
+	pw.offsets = append(pw.offsets, xref)
+	pw.printf("5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 2] /Root 1 0 R /Length %d >>\nstream\n", table.Len())
+	if pw.err == nil {
+		k, err := pw.w.Write(table.Bytes())
+		pw.n += int64(k)
+		pw.err = err
+	}
+	pw.printf("\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n", xref)
+	if pw.err != nil {
+		return pw.err
+	}
+	return pw.w.Flush()
+}

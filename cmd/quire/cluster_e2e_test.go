@@ -520,6 +520,11 @@ func TestClusterWorkerKilled(t *testing.T) {
 	victim.kill()
 	reaped := time.Since(killed)
 	t.Logf("killed %s; the job then had chunks by node and status %v", victim.name, tally(before))
+	// Gossip still lists the victim alive: a drain passed to it through
+	// another node is refused as a bad gateway, not lost or hung.
+	if p := other.admin().postJSON(t, "/v1/admin/nodes/"+victim.name+"/drain", nil).wantProblem(t, http.StatusBadGateway); p.Code != "bad_gateway" {
+		t.Errorf("drain of the killed %s: code %q, want bad_gateway", victim.name, p.Code)
+	}
 
 	// The owner gives up what the victim held as soon as the connection
 	// drops and places it again; gossip declares the victim dead later.

@@ -9,6 +9,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/quirehq/quire/bench/pdfgen"
+	"github.com/quirehq/quire/httpapi"
 )
 
 // routeHeader says which path a request took.
@@ -546,4 +548,55 @@ func TestRolloutSyncBounds(t *testing.T) {
 			t.Errorf("credits after the deadline (-want +got):\n%s", diff)
 		}
 	})
+
+	// A client that hangs up on a sync request: its job is cancelled and
+	// the request is counted with status 499 (client_closed), which no
+	// client sees.
+	t.Run("client gone", func(t *testing.T) {
+		closed := map[string]string{"route": "/v1/process", "method": "POST", "status": strconv.Itoa(problemStatus(t, "client_closed"))}
+		before := n.scrapeMetrics(t, "").valueOr0("quire_http_requests_total", closed)
+		body, ct := multipartBody(t, large, map[string]string{"chunk_pages": "1"})
+		created := len(n.logRecords(t, "job created", map[string]string{"route": "sync"}))
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go func() { // hang up once the job exists, well before --sync-timeout
+			for ctx.Err() == nil && len(n.logRecords(t, "job created", map[string]string{"route": "sync"})) == created {
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+		}()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url+"/v1/process", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set("Content-Type", ct)
+		if res, err := n.http.Do(req); err == nil {
+			res.Body.Close()
+			t.Fatalf("the sync request was answered %s before the client hung up", res.Status)
+		}
+		pollUntil(t, 30*time.Second, "a 499 (client_closed) counted", func() bool {
+			return n.scrapeMetrics(t, "").valueOr0("quire_http_requests_total", closed) > before
+		})
+		recs := n.logRecords(t, "sync request abandoned by the client: job cancelled", nil)
+		if len(recs) == 0 {
+			t.Fatal("no log record of the abandoned sync request")
+		}
+		j := c.jobRoute(t, recs[len(recs)-1].Attrs["job"], "sync")
+		if final, _ := c.waitTerminal(t, j, jobTimeout); final.Status != "cancelled" {
+			t.Errorf("the abandoned sync job ended %s, want cancelled", final.Status)
+		}
+	})
+}
+
+// problemStatus is the documented status of a problem code.
+func problemStatus(tb testing.TB, code string) int {
+	tb.Helper()
+	for _, pc := range httpapi.ProblemCodes {
+		if pc.Code == code {
+			return pc.Status
+		}
+	}
+	tb.Fatalf("no documented problem code %q", code)
+	return 0
 }
