@@ -218,6 +218,9 @@ const (
 	LedgerError_CODE_CONFLICT             LedgerError_Code = 7
 	// The write failed or was refused for lack of disk space; nothing moved.
 	LedgerError_CODE_INSUFFICIENT_STORAGE LedgerError_Code = 8
+	// The ledger did not take the command (no leader, a lost proposal): it
+	// may or may not have been applied; repeating it is safe.
+	LedgerError_CODE_UNAVAILABLE LedgerError_Code = 9
 )
 
 // Enum value maps for LedgerError_Code.
@@ -232,6 +235,7 @@ var (
 		6: "CODE_TOO_MANY_ACTIVE_JOBS",
 		7: "CODE_CONFLICT",
 		8: "CODE_INSUFFICIENT_STORAGE",
+		9: "CODE_UNAVAILABLE",
 	}
 	LedgerError_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":          0,
@@ -243,6 +247,7 @@ var (
 		"CODE_TOO_MANY_ACTIVE_JOBS": 6,
 		"CODE_CONFLICT":             7,
 		"CODE_INSUFFICIENT_STORAGE": 8,
+		"CODE_UNAVAILABLE":          9,
 	}
 )
 
@@ -270,7 +275,7 @@ func (x LedgerError_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LedgerError_Code.Descriptor instead.
 func (LedgerError_Code) EnumDescriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{45, 0}
+	return file_messages_quire_proto_rawDescGZIP(), []int{48, 0}
 }
 
 // ChunkRange is one planned chunk: a contiguous range of pages (1-based, inclusive).
@@ -1741,8 +1746,11 @@ type CreateAccount struct {
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Credits int64                  `protobuf:"varint,2,opt,name=credits,proto3" json:"credits,omitempty"`
 	// key_sha256 is the hash of the account's first API key (the key itself is never sent).
-	KeySha256     []byte `protobuf:"bytes,3,opt,name=key_sha256,json=keySha256,proto3" json:"key_sha256,omitempty"`
-	KeyId         string `protobuf:"bytes,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeySha256 []byte `protobuf:"bytes,3,opt,name=key_sha256,json=keySha256,proto3" json:"key_sha256,omitempty"`
+	KeyId     string `protobuf:"bytes,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// account_id is the new account's id, chosen by the ledger's front door
+	// before the command is logged (a state machine draws no random number).
+	AccountId     string `protobuf:"bytes,5,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1801,6 +1809,13 @@ func (x *CreateAccount) GetKeySha256() []byte {
 func (x *CreateAccount) GetKeyId() string {
 	if x != nil {
 		return x.KeyId
+	}
+	return ""
+}
+
+func (x *CreateAccount) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
 	}
 	return ""
 }
@@ -3354,6 +3369,304 @@ func (x *ReleaseIdempotency) GetKey() string {
 	return ""
 }
 
+// ExpireIdempotency removes the idempotency records that expired before
+// at_unix_ms (at most limit of them); answered with IdempotencyExpired.
+type ExpireIdempotency struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireIdempotency) Reset() {
+	*x = ExpireIdempotency{}
+	mi := &file_messages_quire_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireIdempotency) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireIdempotency) ProtoMessage() {}
+
+func (x *ExpireIdempotency) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireIdempotency.ProtoReflect.Descriptor instead.
+func (*ExpireIdempotency) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ExpireIdempotency) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type IdempotencyExpired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Removed       int32                  `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IdempotencyExpired) Reset() {
+	*x = IdempotencyExpired{}
+	mi := &file_messages_quire_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdempotencyExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdempotencyExpired) ProtoMessage() {}
+
+func (x *IdempotencyExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdempotencyExpired.ProtoReflect.Descriptor instead.
+func (*IdempotencyExpired) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *IdempotencyExpired) GetRemoved() int32 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
+// LedgerCommand is one change of the ledger's state: what the state
+// machine applies (ledger.Machine.Apply), in log order, on every replica.
+// Everything the change depends on is in the command: the time it is
+// applied at and any id it creates, so that every replica applying it
+// makes the same change.
+type LedgerCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// at_unix_ms is the time of the change (entries, keys, policy versions).
+	AtUnixMs int64 `protobuf:"varint,1,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	// Types that are valid to be assigned to Command:
+	//
+	//	*LedgerCommand_CreateAccount
+	//	*LedgerCommand_GrantCredits
+	//	*LedgerCommand_ReserveCredits
+	//	*LedgerCommand_SettleCredits
+	//	*LedgerCommand_SetLimits
+	//	*LedgerCommand_CreateKey
+	//	*LedgerCommand_RevokeKey
+	//	*LedgerCommand_SetRollout
+	//	*LedgerCommand_ExpireIdempotency
+	Command       isLedgerCommand_Command `protobuf_oneof:"command"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LedgerCommand) Reset() {
+	*x = LedgerCommand{}
+	mi := &file_messages_quire_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LedgerCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LedgerCommand) ProtoMessage() {}
+
+func (x *LedgerCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LedgerCommand.ProtoReflect.Descriptor instead.
+func (*LedgerCommand) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *LedgerCommand) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *LedgerCommand) GetCommand() isLedgerCommand_Command {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetCreateAccount() *CreateAccount {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_CreateAccount); ok {
+			return x.CreateAccount
+		}
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetGrantCredits() *GrantCredits {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_GrantCredits); ok {
+			return x.GrantCredits
+		}
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetReserveCredits() *ReserveCredits {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_ReserveCredits); ok {
+			return x.ReserveCredits
+		}
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetSettleCredits() *SettleCredits {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_SettleCredits); ok {
+			return x.SettleCredits
+		}
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetSetLimits() *SetLimits {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_SetLimits); ok {
+			return x.SetLimits
+		}
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetCreateKey() *CreateKey {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_CreateKey); ok {
+			return x.CreateKey
+		}
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetRevokeKey() *RevokeKey {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_RevokeKey); ok {
+			return x.RevokeKey
+		}
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetSetRollout() *SetRollout {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_SetRollout); ok {
+			return x.SetRollout
+		}
+	}
+	return nil
+}
+
+func (x *LedgerCommand) GetExpireIdempotency() *ExpireIdempotency {
+	if x != nil {
+		if x, ok := x.Command.(*LedgerCommand_ExpireIdempotency); ok {
+			return x.ExpireIdempotency
+		}
+	}
+	return nil
+}
+
+type isLedgerCommand_Command interface {
+	isLedgerCommand_Command()
+}
+
+type LedgerCommand_CreateAccount struct {
+	CreateAccount *CreateAccount `protobuf:"bytes,2,opt,name=create_account,json=createAccount,proto3,oneof"`
+}
+
+type LedgerCommand_GrantCredits struct {
+	GrantCredits *GrantCredits `protobuf:"bytes,3,opt,name=grant_credits,json=grantCredits,proto3,oneof"`
+}
+
+type LedgerCommand_ReserveCredits struct {
+	ReserveCredits *ReserveCredits `protobuf:"bytes,4,opt,name=reserve_credits,json=reserveCredits,proto3,oneof"`
+}
+
+type LedgerCommand_SettleCredits struct {
+	SettleCredits *SettleCredits `protobuf:"bytes,5,opt,name=settle_credits,json=settleCredits,proto3,oneof"`
+}
+
+type LedgerCommand_SetLimits struct {
+	SetLimits *SetLimits `protobuf:"bytes,6,opt,name=set_limits,json=setLimits,proto3,oneof"`
+}
+
+type LedgerCommand_CreateKey struct {
+	CreateKey *CreateKey `protobuf:"bytes,7,opt,name=create_key,json=createKey,proto3,oneof"`
+}
+
+type LedgerCommand_RevokeKey struct {
+	RevokeKey *RevokeKey `protobuf:"bytes,8,opt,name=revoke_key,json=revokeKey,proto3,oneof"`
+}
+
+type LedgerCommand_SetRollout struct {
+	SetRollout *SetRollout `protobuf:"bytes,9,opt,name=set_rollout,json=setRollout,proto3,oneof"`
+}
+
+type LedgerCommand_ExpireIdempotency struct {
+	ExpireIdempotency *ExpireIdempotency `protobuf:"bytes,10,opt,name=expire_idempotency,json=expireIdempotency,proto3,oneof"`
+}
+
+func (*LedgerCommand_CreateAccount) isLedgerCommand_Command() {}
+
+func (*LedgerCommand_GrantCredits) isLedgerCommand_Command() {}
+
+func (*LedgerCommand_ReserveCredits) isLedgerCommand_Command() {}
+
+func (*LedgerCommand_SettleCredits) isLedgerCommand_Command() {}
+
+func (*LedgerCommand_SetLimits) isLedgerCommand_Command() {}
+
+func (*LedgerCommand_CreateKey) isLedgerCommand_Command() {}
+
+func (*LedgerCommand_RevokeKey) isLedgerCommand_Command() {}
+
+func (*LedgerCommand_SetRollout) isLedgerCommand_Command() {}
+
+func (*LedgerCommand_ExpireIdempotency) isLedgerCommand_Command() {}
+
 // LedgerError is the ledger's answer when it refuses a request.
 type LedgerError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3365,7 +3678,7 @@ type LedgerError struct {
 
 func (x *LedgerError) Reset() {
 	*x = LedgerError{}
-	mi := &file_messages_quire_proto_msgTypes[45]
+	mi := &file_messages_quire_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3377,7 +3690,7 @@ func (x *LedgerError) String() string {
 func (*LedgerError) ProtoMessage() {}
 
 func (x *LedgerError) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[45]
+	mi := &file_messages_quire_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3390,7 +3703,7 @@ func (x *LedgerError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerError.ProtoReflect.Descriptor instead.
 func (*LedgerError) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{45}
+	return file_messages_quire_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *LedgerError) GetCode() LedgerError_Code {
@@ -3438,7 +3751,7 @@ type ChunkWork struct {
 
 func (x *ChunkWork) Reset() {
 	*x = ChunkWork{}
-	mi := &file_messages_quire_proto_msgTypes[46]
+	mi := &file_messages_quire_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3450,7 +3763,7 @@ func (x *ChunkWork) String() string {
 func (*ChunkWork) ProtoMessage() {}
 
 func (x *ChunkWork) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[46]
+	mi := &file_messages_quire_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3463,7 +3776,7 @@ func (x *ChunkWork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkWork.ProtoReflect.Descriptor instead.
 func (*ChunkWork) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{46}
+	return file_messages_quire_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ChunkWork) GetJobId() string {
@@ -3581,7 +3894,7 @@ type DispatchChunk struct {
 
 func (x *DispatchChunk) Reset() {
 	*x = DispatchChunk{}
-	mi := &file_messages_quire_proto_msgTypes[47]
+	mi := &file_messages_quire_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3906,7 @@ func (x *DispatchChunk) String() string {
 func (*DispatchChunk) ProtoMessage() {}
 
 func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[47]
+	mi := &file_messages_quire_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3919,7 @@ func (x *DispatchChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchChunk.ProtoReflect.Descriptor instead.
 func (*DispatchChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{47}
+	return file_messages_quire_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DispatchChunk) GetWork() *ChunkWork {
@@ -3630,7 +3943,7 @@ type ChunkRunning struct {
 
 func (x *ChunkRunning) Reset() {
 	*x = ChunkRunning{}
-	mi := &file_messages_quire_proto_msgTypes[48]
+	mi := &file_messages_quire_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +3955,7 @@ func (x *ChunkRunning) String() string {
 func (*ChunkRunning) ProtoMessage() {}
 
 func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[48]
+	mi := &file_messages_quire_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +3968,7 @@ func (x *ChunkRunning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkRunning.ProtoReflect.Descriptor instead.
 func (*ChunkRunning) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{48}
+	return file_messages_quire_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ChunkRunning) GetJobId() string {
@@ -3716,7 +4029,7 @@ type ChunkResult struct {
 
 func (x *ChunkResult) Reset() {
 	*x = ChunkResult{}
-	mi := &file_messages_quire_proto_msgTypes[49]
+	mi := &file_messages_quire_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3728,7 +4041,7 @@ func (x *ChunkResult) String() string {
 func (*ChunkResult) ProtoMessage() {}
 
 func (x *ChunkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[49]
+	mi := &file_messages_quire_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3741,7 +4054,7 @@ func (x *ChunkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkResult.ProtoReflect.Descriptor instead.
 func (*ChunkResult) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{49}
+	return file_messages_quire_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ChunkResult) GetJobId() string {
@@ -3845,7 +4158,7 @@ type ForgetJob struct {
 
 func (x *ForgetJob) Reset() {
 	*x = ForgetJob{}
-	mi := &file_messages_quire_proto_msgTypes[50]
+	mi := &file_messages_quire_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3857,7 +4170,7 @@ func (x *ForgetJob) String() string {
 func (*ForgetJob) ProtoMessage() {}
 
 func (x *ForgetJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[50]
+	mi := &file_messages_quire_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3870,7 +4183,7 @@ func (x *ForgetJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetJob.ProtoReflect.Descriptor instead.
 func (*ForgetJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{50}
+	return file_messages_quire_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ForgetJob) GetJobId() string {
@@ -3890,7 +4203,7 @@ type RetryChunk struct {
 
 func (x *RetryChunk) Reset() {
 	*x = RetryChunk{}
-	mi := &file_messages_quire_proto_msgTypes[51]
+	mi := &file_messages_quire_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3902,7 +4215,7 @@ func (x *RetryChunk) String() string {
 func (*RetryChunk) ProtoMessage() {}
 
 func (x *RetryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[51]
+	mi := &file_messages_quire_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3915,7 +4228,7 @@ func (x *RetryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryChunk.ProtoReflect.Descriptor instead.
 func (*RetryChunk) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{51}
+	return file_messages_quire_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RetryChunk) GetIndex() int32 {
@@ -3937,7 +4250,7 @@ type RetryFinish struct {
 
 func (x *RetryFinish) Reset() {
 	*x = RetryFinish{}
-	mi := &file_messages_quire_proto_msgTypes[52]
+	mi := &file_messages_quire_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3949,7 +4262,7 @@ func (x *RetryFinish) String() string {
 func (*RetryFinish) ProtoMessage() {}
 
 func (x *RetryFinish) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[52]
+	mi := &file_messages_quire_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3962,7 +4275,7 @@ func (x *RetryFinish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryFinish.ProtoReflect.Descriptor instead.
 func (*RetryFinish) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{52}
+	return file_messages_quire_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RetryFinish) GetStatus() JobStatus {
@@ -3992,7 +4305,7 @@ type MemberLost struct {
 
 func (x *MemberLost) Reset() {
 	*x = MemberLost{}
-	mi := &file_messages_quire_proto_msgTypes[53]
+	mi := &file_messages_quire_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4317,7 @@ func (x *MemberLost) String() string {
 func (*MemberLost) ProtoMessage() {}
 
 func (x *MemberLost) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[53]
+	mi := &file_messages_quire_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4330,7 @@ func (x *MemberLost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberLost.ProtoReflect.Descriptor instead.
 func (*MemberLost) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{53}
+	return file_messages_quire_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *MemberLost) GetNode() string {
@@ -4047,7 +4360,7 @@ type AttemptDeadline struct {
 
 func (x *AttemptDeadline) Reset() {
 	*x = AttemptDeadline{}
-	mi := &file_messages_quire_proto_msgTypes[54]
+	mi := &file_messages_quire_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4059,7 +4372,7 @@ func (x *AttemptDeadline) String() string {
 func (*AttemptDeadline) ProtoMessage() {}
 
 func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[54]
+	mi := &file_messages_quire_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4072,7 +4385,7 @@ func (x *AttemptDeadline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttemptDeadline.ProtoReflect.Descriptor instead.
 func (*AttemptDeadline) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{54}
+	return file_messages_quire_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AttemptDeadline) GetIndex() int32 {
@@ -4106,7 +4419,7 @@ type CancelJob struct {
 
 func (x *CancelJob) Reset() {
 	*x = CancelJob{}
-	mi := &file_messages_quire_proto_msgTypes[55]
+	mi := &file_messages_quire_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4118,7 +4431,7 @@ func (x *CancelJob) String() string {
 func (*CancelJob) ProtoMessage() {}
 
 func (x *CancelJob) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[55]
+	mi := &file_messages_quire_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4131,7 +4444,7 @@ func (x *CancelJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
 func (*CancelJob) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{55}
+	return file_messages_quire_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CancelJob) GetJobId() string {
@@ -4159,7 +4472,7 @@ type CancelReply struct {
 
 func (x *CancelReply) Reset() {
 	*x = CancelReply{}
-	mi := &file_messages_quire_proto_msgTypes[56]
+	mi := &file_messages_quire_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4171,7 +4484,7 @@ func (x *CancelReply) String() string {
 func (*CancelReply) ProtoMessage() {}
 
 func (x *CancelReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[56]
+	mi := &file_messages_quire_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4184,7 +4497,7 @@ func (x *CancelReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReply.ProtoReflect.Descriptor instead.
 func (*CancelReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{56}
+	return file_messages_quire_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CancelReply) GetStatus() JobStatus {
@@ -4209,7 +4522,7 @@ type DispatcherStats struct {
 
 func (x *DispatcherStats) Reset() {
 	*x = DispatcherStats{}
-	mi := &file_messages_quire_proto_msgTypes[57]
+	mi := &file_messages_quire_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +4534,7 @@ func (x *DispatcherStats) String() string {
 func (*DispatcherStats) ProtoMessage() {}
 
 func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[57]
+	mi := &file_messages_quire_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +4547,7 @@ func (x *DispatcherStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStats.ProtoReflect.Descriptor instead.
 func (*DispatcherStats) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{57}
+	return file_messages_quire_proto_rawDescGZIP(), []int{60}
 }
 
 type DispatcherStatsReply struct {
@@ -4248,7 +4561,7 @@ type DispatcherStatsReply struct {
 
 func (x *DispatcherStatsReply) Reset() {
 	*x = DispatcherStatsReply{}
-	mi := &file_messages_quire_proto_msgTypes[58]
+	mi := &file_messages_quire_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4260,7 +4573,7 @@ func (x *DispatcherStatsReply) String() string {
 func (*DispatcherStatsReply) ProtoMessage() {}
 
 func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_quire_proto_msgTypes[58]
+	mi := &file_messages_quire_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4273,7 +4586,7 @@ func (x *DispatcherStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatcherStatsReply.ProtoReflect.Descriptor instead.
 func (*DispatcherStatsReply) Descriptor() ([]byte, []int) {
-	return file_messages_quire_proto_rawDescGZIP(), []int{58}
+	return file_messages_quire_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DispatcherStatsReply) GetCapacity() int32 {
@@ -4433,13 +4746,15 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x06job_id\x18\x04 \x01(\tR\x05jobId\x12&\n" +
 	"\x0fexpires_unix_ms\x18\x05 \x01(\x03R\rexpiresUnixMs\x12\x1d\n" +
 	"\n" +
-	"owner_node\x18\x06 \x01(\tR\townerNode\"s\n" +
+	"owner_node\x18\x06 \x01(\tR\townerNode\"\x92\x01\n" +
 	"\rCreateAccount\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acredits\x18\x02 \x01(\x03R\acredits\x12\x1d\n" +
 	"\n" +
 	"key_sha256\x18\x03 \x01(\fR\tkeySha256\x12\x15\n" +
-	"\x06key_id\x18\x04 \x01(\tR\x05keyId\"j\n" +
+	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x05 \x01(\tR\taccountId\"j\n" +
 	"\x0eAccountCreated\x12+\n" +
 	"\aaccount\x18\x01 \x01(\v2\x11.quire.v1.AccountR\aaccount\x12+\n" +
 	"\abalance\x18\x02 \x01(\v2\x11.quire.v1.BalanceR\abalance\"x\n" +
@@ -4563,10 +4878,32 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x12ReleaseIdempotency\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"\xbb\x02\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\")\n" +
+	"\x11ExpireIdempotency\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\".\n" +
+	"\x12IdempotencyExpired\x12\x18\n" +
+	"\aremoved\x18\x01 \x01(\x05R\aremoved\"\xe9\x04\n" +
+	"\rLedgerCommand\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\x12@\n" +
+	"\x0ecreate_account\x18\x02 \x01(\v2\x17.quire.v1.CreateAccountH\x00R\rcreateAccount\x12=\n" +
+	"\rgrant_credits\x18\x03 \x01(\v2\x16.quire.v1.GrantCreditsH\x00R\fgrantCredits\x12C\n" +
+	"\x0freserve_credits\x18\x04 \x01(\v2\x18.quire.v1.ReserveCreditsH\x00R\x0ereserveCredits\x12@\n" +
+	"\x0esettle_credits\x18\x05 \x01(\v2\x17.quire.v1.SettleCreditsH\x00R\rsettleCredits\x124\n" +
+	"\n" +
+	"set_limits\x18\x06 \x01(\v2\x13.quire.v1.SetLimitsH\x00R\tsetLimits\x124\n" +
+	"\n" +
+	"create_key\x18\a \x01(\v2\x13.quire.v1.CreateKeyH\x00R\tcreateKey\x124\n" +
+	"\n" +
+	"revoke_key\x18\b \x01(\v2\x13.quire.v1.RevokeKeyH\x00R\trevokeKey\x127\n" +
+	"\vset_rollout\x18\t \x01(\v2\x14.quire.v1.SetRolloutH\x00R\n" +
+	"setRollout\x12L\n" +
+	"\x12expire_idempotency\x18\n" +
+	" \x01(\v2\x1b.quire.v1.ExpireIdempotencyH\x00R\x11expireIdempotencyB\t\n" +
+	"\acommand\"\xd1\x02\n" +
 	"\vLedgerError\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.quire.v1.LedgerError.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xe1\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xf7\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CODE_INSUFFICIENT_CREDITS\x10\x01\x12\x18\n" +
@@ -4576,7 +4913,8 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x11CODE_UNAUTHORIZED\x10\x05\x12\x1d\n" +
 	"\x19CODE_TOO_MANY_ACTIVE_JOBS\x10\x06\x12\x11\n" +
 	"\rCODE_CONFLICT\x10\a\x12\x1d\n" +
-	"\x19CODE_INSUFFICIENT_STORAGE\x10\b\"\xcd\x03\n" +
+	"\x19CODE_INSUFFICIENT_STORAGE\x10\b\x12\x14\n" +
+	"\x10CODE_UNAVAILABLE\x10\t\"\xcd\x03\n" +
 	"\tChunkWork\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -4680,7 +5018,7 @@ func file_messages_quire_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_quire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_messages_quire_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: quire.v1.JobStatus
 	(LedgerKind)(0),               // 1: quire.v1.LedgerKind
@@ -4731,20 +5069,23 @@ var file_messages_quire_proto_goTypes = []any{
 	(*ClaimIdempotency)(nil),      // 46: quire.v1.ClaimIdempotency
 	(*IdempotencyClaim)(nil),      // 47: quire.v1.IdempotencyClaim
 	(*ReleaseIdempotency)(nil),    // 48: quire.v1.ReleaseIdempotency
-	(*LedgerError)(nil),           // 49: quire.v1.LedgerError
-	(*ChunkWork)(nil),             // 50: quire.v1.ChunkWork
-	(*DispatchChunk)(nil),         // 51: quire.v1.DispatchChunk
-	(*ChunkRunning)(nil),          // 52: quire.v1.ChunkRunning
-	(*ChunkResult)(nil),           // 53: quire.v1.ChunkResult
-	(*ForgetJob)(nil),             // 54: quire.v1.ForgetJob
-	(*RetryChunk)(nil),            // 55: quire.v1.RetryChunk
-	(*RetryFinish)(nil),           // 56: quire.v1.RetryFinish
-	(*MemberLost)(nil),            // 57: quire.v1.MemberLost
-	(*AttemptDeadline)(nil),       // 58: quire.v1.AttemptDeadline
-	(*CancelJob)(nil),             // 59: quire.v1.CancelJob
-	(*CancelReply)(nil),           // 60: quire.v1.CancelReply
-	(*DispatcherStats)(nil),       // 61: quire.v1.DispatcherStats
-	(*DispatcherStatsReply)(nil),  // 62: quire.v1.DispatcherStatsReply
+	(*ExpireIdempotency)(nil),     // 49: quire.v1.ExpireIdempotency
+	(*IdempotencyExpired)(nil),    // 50: quire.v1.IdempotencyExpired
+	(*LedgerCommand)(nil),         // 51: quire.v1.LedgerCommand
+	(*LedgerError)(nil),           // 52: quire.v1.LedgerError
+	(*ChunkWork)(nil),             // 53: quire.v1.ChunkWork
+	(*DispatchChunk)(nil),         // 54: quire.v1.DispatchChunk
+	(*ChunkRunning)(nil),          // 55: quire.v1.ChunkRunning
+	(*ChunkResult)(nil),           // 56: quire.v1.ChunkResult
+	(*ForgetJob)(nil),             // 57: quire.v1.ForgetJob
+	(*RetryChunk)(nil),            // 58: quire.v1.RetryChunk
+	(*RetryFinish)(nil),           // 59: quire.v1.RetryFinish
+	(*MemberLost)(nil),            // 60: quire.v1.MemberLost
+	(*AttemptDeadline)(nil),       // 61: quire.v1.AttemptDeadline
+	(*CancelJob)(nil),             // 62: quire.v1.CancelJob
+	(*CancelReply)(nil),           // 63: quire.v1.CancelReply
+	(*DispatcherStats)(nil),       // 64: quire.v1.DispatcherStats
+	(*DispatcherStatsReply)(nil),  // 65: quire.v1.DispatcherStatsReply
 }
 var file_messages_quire_proto_depIdxs = []int32{
 	4,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
@@ -4781,17 +5122,26 @@ var file_messages_quire_proto_depIdxs = []int32{
 	16, // 31: quire.v1.SetLimits.limits:type_name -> quire.v1.AccountLimits
 	43, // 32: quire.v1.SetRollout.policy:type_name -> quire.v1.RolloutPolicy
 	2,  // 33: quire.v1.IdempotencyClaim.outcome:type_name -> quire.v1.IdempotencyClaim.Outcome
-	3,  // 34: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
-	4,  // 35: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
-	50, // 36: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
-	8,  // 37: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
-	0,  // 38: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
-	0,  // 39: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	21, // 34: quire.v1.LedgerCommand.create_account:type_name -> quire.v1.CreateAccount
+	23, // 35: quire.v1.LedgerCommand.grant_credits:type_name -> quire.v1.GrantCredits
+	25, // 36: quire.v1.LedgerCommand.reserve_credits:type_name -> quire.v1.ReserveCredits
+	27, // 37: quire.v1.LedgerCommand.settle_credits:type_name -> quire.v1.SettleCredits
+	42, // 38: quire.v1.LedgerCommand.set_limits:type_name -> quire.v1.SetLimits
+	35, // 39: quire.v1.LedgerCommand.create_key:type_name -> quire.v1.CreateKey
+	36, // 40: quire.v1.LedgerCommand.revoke_key:type_name -> quire.v1.RevokeKey
+	45, // 41: quire.v1.LedgerCommand.set_rollout:type_name -> quire.v1.SetRollout
+	49, // 42: quire.v1.LedgerCommand.expire_idempotency:type_name -> quire.v1.ExpireIdempotency
+	3,  // 43: quire.v1.LedgerError.code:type_name -> quire.v1.LedgerError.Code
+	4,  // 44: quire.v1.ChunkWork.range:type_name -> quire.v1.ChunkRange
+	53, // 45: quire.v1.DispatchChunk.work:type_name -> quire.v1.ChunkWork
+	8,  // 46: quire.v1.ChunkResult.usage:type_name -> quire.v1.TokenUsage
+	0,  // 47: quire.v1.RetryFinish.status:type_name -> quire.v1.JobStatus
+	0,  // 48: quire.v1.CancelReply.status:type_name -> quire.v1.JobStatus
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_messages_quire_proto_init() }
@@ -4808,13 +5158,24 @@ func file_messages_quire_proto_init() {
 		(*JobEvent_CancelRequested)(nil),
 		(*JobEvent_Finished)(nil),
 	}
+	file_messages_quire_proto_msgTypes[47].OneofWrappers = []any{
+		(*LedgerCommand_CreateAccount)(nil),
+		(*LedgerCommand_GrantCredits)(nil),
+		(*LedgerCommand_ReserveCredits)(nil),
+		(*LedgerCommand_SettleCredits)(nil),
+		(*LedgerCommand_SetLimits)(nil),
+		(*LedgerCommand_CreateKey)(nil),
+		(*LedgerCommand_RevokeKey)(nil),
+		(*LedgerCommand_SetRollout)(nil),
+		(*LedgerCommand_ExpireIdempotency)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_quire_proto_rawDesc), len(file_messages_quire_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   59,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

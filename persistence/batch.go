@@ -140,6 +140,14 @@ func (b *Batch) PutLedgerEntry(e *messages.LedgerEntry) {
 	b.set(ledgerSeqKey, seq[:])
 }
 
+// PutLedgerApplied records index as the last log entry applied to the
+// ledger, with the change it made.
+func (b *Batch) PutLedgerApplied(index uint64) {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], index)
+	b.set(ledgerAppliedKey, v[:])
+}
+
 // PutBalance stores an account's balance.
 func (b *Batch) PutBalance(bal *messages.Balance) {
 	b.setProto(balanceKey(bal.GetAccountId()), bal)

@@ -41,9 +41,12 @@ func ledgerGrantKey(account, grant string) []byte {
 var (
 	ledgerSeqKey  = []byte("meta/ledger_seq")
 	accountSeqKey = []byte("meta/account_seq")
-	accountPrefix = []byte("acct/")
-	balancePrefix = []byte("bal/")
-	activePrefix  = []byte("active/")
+	// ledgerAppliedKey is the index of the last Raft log entry whose
+	// ledger command changed the state (written with its change).
+	ledgerAppliedKey = []byte("meta/ledger_applied")
+	accountPrefix    = []byte("acct/")
+	balancePrefix    = []byte("bal/")
+	activePrefix     = []byte("active/")
 )
 
 func eventKey(job string, seq int64) []byte    { return fmt.Appendf(nil, "ev/%s/%016x", job, seq) }

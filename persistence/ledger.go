@@ -64,6 +64,13 @@ func (s *Store) LedgerSeq() (int64, error) { return s.counter(ledgerSeqKey) }
 // AccountSeq is the number of the newest account (0 if none).
 func (s *Store) AccountSeq() (int64, error) { return s.counter(accountSeqKey) }
 
+// LedgerApplied is the index of the last log entry whose ledger command
+// changed the state (0 if none).
+func (s *Store) LedgerApplied() (uint64, error) {
+	n, err := s.counter(ledgerAppliedKey)
+	return uint64(n), err
+}
+
 func (s *Store) counter(key []byte) (int64, error) {
 	db, done, err := s.reader()
 	if err != nil {

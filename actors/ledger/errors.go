@@ -55,6 +55,8 @@ func asError(e *messages.LedgerError) error {
 		base = ErrTooManyActiveJobs
 	case messages.LedgerError_CODE_CONFLICT:
 		base = ErrConflict
+	case messages.LedgerError_CODE_UNAVAILABLE:
+		base = ErrUnavailable
 	default:
 		base = ErrInvalid
 	}

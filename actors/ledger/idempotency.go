@@ -51,24 +51,25 @@ type idemState struct {
 }
 
 func (a *Actor) claimIdempotency(m *messages.ClaimIdempotency) any {
-	if _, ok := a.balances[m.GetAccountId()]; !ok {
-		return codeError(messages.LedgerError_CODE_UNKNOWN_ACCOUNT, m.GetAccountId())
-	}
 	if m.GetKey() == "" || len(m.GetRequestSha256()) == 0 {
 		return codeError(messages.LedgerError_CODE_INVALID, "a claim needs a key and the request's fingerprint")
 	}
 	now := a.now()
 	a.sweepIdempotency(now)
-	rec, err := a.store.Idempotency(m.GetAccountId(), m.GetKey())
-	switch {
-	case err == nil && rec.GetExpiresUnixMs() > now.UnixMilli():
+	reply := a.m.read(func() any { return a.m.idempotency(m.GetAccountId(), m.GetKey()) })
+	var rec *messages.IdempotencyRecord
+	switch r := reply.(type) {
+	case *messages.LedgerError:
+		return r
+	case *messages.IdempotencyRecord:
+		rec = r
+	}
+	if rec != nil && rec.GetExpiresUnixMs() > now.UnixMilli() {
 		if bytes.Equal(rec.GetRequestSha256(), m.GetRequestSha256()) {
 			return &messages.IdempotencyClaim{Outcome: messages.IdempotencyClaim_OUTCOME_REPLAY,
 				JobId: rec.GetJobId(), OwnerNode: rec.GetOwnerNode()}
 		}
 		return &messages.IdempotencyClaim{Outcome: messages.IdempotencyClaim_OUTCOME_MISMATCH, JobId: rec.GetJobId()}
-	case err != nil && !errors.Is(err, persistence.ErrNotFound):
-		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
 	}
 	id := idemID{m.GetAccountId(), m.GetKey()}
 	if at, ok := a.idem.claims[id]; ok && now.Sub(at) < ClaimTimeout {
@@ -81,16 +82,37 @@ func (a *Actor) claimIdempotency(m *messages.ClaimIdempotency) any {
 	return &messages.IdempotencyClaim{Outcome: messages.IdempotencyClaim_OUTCOME_CLAIMED}
 }
 
+// idempotency is the account's record of key (nil: none), or the
+// LedgerError of an unknown account or a failed read.
+func (a *Machine) idempotency(account, key string) any {
+	if _, ok := a.balances[account]; !ok {
+		return codeError(messages.LedgerError_CODE_UNKNOWN_ACCOUNT, account)
+	}
+	rec, err := a.store.Idempotency(account, key)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
+	}
+	return rec
+}
+
 // releaseIdempotency ends a claim whose request made no job; the answer is
 // an empty IdempotencyClaim. A stored record is never touched.
 func (a *Actor) releaseIdempotency(m *messages.ReleaseIdempotency) any {
-	delete(a.idem.claims, idemID{m.GetAccountId(), m.GetKey()})
+	a.endClaim(m.GetAccountId(), m.GetKey())
 	return &messages.IdempotencyClaim{}
 }
 
-// checkIdempotency ends the claim on the key a reservation carries and
-// refuses the reservation when the key already names another unexpired job.
-func (a *Actor) checkIdempotency(m *messages.ReserveCredits) *messages.LedgerError {
+// endClaim ends the claim on an account's key, if any.
+func (a *Actor) endClaim(account, key string) {
+	delete(a.idem.claims, idemID{account, key})
+}
+
+// checkIdempotency refuses a reservation when the key it carries already
+// names another unexpired job.
+func (a *Machine) checkIdempotency(m *messages.ReserveCredits) *messages.LedgerError {
 	r := m.GetIdempotency()
 	if r == nil {
 		return nil
@@ -98,7 +120,6 @@ func (a *Actor) checkIdempotency(m *messages.ReserveCredits) *messages.LedgerErr
 	if r.GetAccountId() != m.GetAccountId() || r.GetKey() == "" || r.GetJobId() != m.GetJobId() {
 		return codeError(messages.LedgerError_CODE_INVALID, "the idempotency record does not match its reservation")
 	}
-	delete(a.idem.claims, idemID{r.GetAccountId(), r.GetKey()})
 	rec, err := a.store.Idempotency(r.GetAccountId(), r.GetKey())
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil
@@ -113,8 +134,8 @@ func (a *Actor) checkIdempotency(m *messages.ReserveCredits) *messages.LedgerErr
 	return nil
 }
 
-// sweepIdempotency removes expired records and lapsed claims, at most every
-// idemSweepEvery.
+// sweepIdempotency drops lapsed claims and has expired records removed
+// (ExpireIdempotency), at most every idemSweepEvery.
 func (a *Actor) sweepIdempotency(now time.Time) {
 	if now.Sub(a.idem.lastSweep) < idemSweepEvery {
 		return
@@ -125,20 +146,29 @@ func (a *Actor) sweepIdempotency(now time.Time) {
 			delete(a.idem.claims, id)
 		}
 	}
-	expired, err := a.store.ExpiredIdempotency(now.UnixMilli(), idemSweepBatch)
-	if err != nil || len(expired) == 0 {
-		if err != nil {
-			a.log.Error("list expired idempotency keys", "err", err)
-		}
-		return
+	reply := a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_ExpireIdempotency{
+		ExpireIdempotency: &messages.ExpireIdempotency{Limit: idemSweepBatch}}})
+	if e, ok := reply.(*messages.LedgerError); ok {
+		a.log.Error("remove expired idempotency keys", "err", e.GetMessage())
+	}
+}
+
+// expireIdempotency removes records that expired before the command's time.
+func (a *Machine) expireIdempotency(m *messages.ExpireIdempotency) any {
+	expired, err := a.store.ExpiredIdempotency(a.at, int(m.GetLimit()))
+	if err != nil {
+		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
+	}
+	if len(expired) == 0 {
+		return &messages.IdempotencyExpired{}
 	}
 	b := a.store.NewBatch()
 	for _, r := range expired {
 		b.DeleteIdempotency(r.GetAccountId(), r.GetKey())
 	}
-	if err := b.Commit(); err != nil {
-		a.log.Error("remove expired idempotency keys", "err", err)
-		return
+	if err := a.commit(b); err != nil {
+		return err
 	}
 	a.log.Info("removed expired idempotency keys", "count", len(expired))
+	return &messages.IdempotencyExpired{Removed: int32(len(expired))}
 }

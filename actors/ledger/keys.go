@@ -26,7 +26,7 @@ func KeyMatches(rec *messages.APIKey, sum []byte) bool {
 // (same account, id and hash) answers the key as it is; a hash or an id
 // already taken by another key is a conflict. With revoke_others, the
 // account's other live keys are revoked in the same write.
-func (a *Actor) createKey(m *messages.CreateKey) any {
+func (a *Machine) createKey(m *messages.CreateKey) any {
 	account := m.GetAccountId()
 	if _, ok := a.balances[account]; !ok {
 		return codeError(messages.LedgerError_CODE_UNKNOWN_ACCOUNT, account)
@@ -71,7 +71,7 @@ func (a *Actor) createKey(m *messages.CreateKey) any {
 
 // revokeKey revokes one key of an account. Revoking a revoked key answers it
 // as it is (with the time it was first revoked).
-func (a *Actor) revokeKey(m *messages.RevokeKey) any {
+func (a *Machine) revokeKey(m *messages.RevokeKey) any {
 	account := m.GetAccountId()
 	if _, ok := a.balances[account]; !ok {
 		return codeError(messages.LedgerError_CODE_UNKNOWN_ACCOUNT, account)
@@ -99,7 +99,7 @@ func (a *Actor) revokeKey(m *messages.RevokeKey) any {
 }
 
 // listKeys lists an account's keys, revoked ones included.
-func (a *Actor) listKeys(m *messages.ListKeys) any {
+func (a *Machine) listKeys(m *messages.ListKeys) any {
 	if _, ok := a.balances[m.GetAccountId()]; !ok {
 		return codeError(messages.LedgerError_CODE_UNKNOWN_ACCOUNT, m.GetAccountId())
 	}

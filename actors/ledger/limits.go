@@ -33,7 +33,7 @@ func ValidateLimits(l *messages.AccountLimits) error {
 }
 
 // setLimits replaces an account's own limits.
-func (a *Actor) setLimits(m *messages.SetLimits) any {
+func (a *Machine) setLimits(m *messages.SetLimits) any {
 	if err := ValidateLimits(m.GetLimits()); err != nil {
 		return codeError(messages.LedgerError_CODE_INVALID, err.Error())
 	}
@@ -61,7 +61,7 @@ func (a *Actor) setLimits(m *messages.SetLimits) any {
 // checkActiveJobs refuses a new reservation when the account has as many
 // unfinished jobs as its limit: its own max_active_jobs, else the node's
 // default def (0: no limit).
-func (a *Actor) checkActiveJobs(bal *messages.Balance, def int32) *messages.LedgerError {
+func (a *Machine) checkActiveJobs(bal *messages.Balance, def int32) *messages.LedgerError {
 	acct, err := a.store.Account(bal.GetAccountId())
 	if err != nil && !errors.Is(err, persistence.ErrNotFound) {
 		return codeError(messages.LedgerError_CODE_STORAGE, err.Error())
@@ -80,7 +80,7 @@ func (a *Actor) checkActiveJobs(bal *messages.Balance, def int32) *messages.Ledg
 // countActiveJobs fills in the active_jobs of balances written before the
 // field existed (the store lacks the mark of persistence.ActiveJobsCounted):
 // once, from the entries, in one durable write with the mark.
-func (a *Actor) countActiveJobs(bals map[string]*messages.Balance) error {
+func (a *Machine) countActiveJobs(bals map[string]*messages.Balance) error {
 	counted, err := a.store.ActiveJobsCounted()
 	if err != nil || counted {
 		return err

@@ -45,7 +45,7 @@ func ValidateRollout(p *messages.RolloutPolicy) error {
 	return errors.Join(errs...)
 }
 
-func (a *Actor) rollout() any {
+func (a *Machine) rollout() any {
 	p, err := a.store.Rollout()
 	if errors.Is(err, persistence.ErrNotFound) {
 		return DefaultRollout()
@@ -58,7 +58,7 @@ func (a *Actor) rollout() any {
 
 // setRollout replaces the policy; the version grows by one with each change
 // and the time is the ledger's.
-func (a *Actor) setRollout(m *messages.SetRollout) any {
+func (a *Machine) setRollout(m *messages.SetRollout) any {
 	if m.GetPolicy() == nil {
 		return codeError(messages.LedgerError_CODE_INVALID, "no policy to set")
 	}
