@@ -103,6 +103,16 @@ func (b *Batch) del(key []byte) {
 	}
 }
 
+// deleteRange removes every key in [start, end) with one range tombstone.
+func (b *Batch) deleteRange(start, end []byte) {
+	if b.err != nil {
+		return
+	}
+	if err := b.b.DeleteRange(start, end, nil); err != nil {
+		b.err = fmt.Errorf("persistence: delete [%q, %q): %w", start, end, err)
+	}
+}
+
 // AppendJobEvent adds ev to its job's log at ev.Seq. A JobCreated event also
 // indexes the job under its account and marks it active; a JobFinished event
 // clears the active mark.

@@ -6,7 +6,9 @@
 // balances), accounts and hashed API keys, idempotency keys and the blobs
 // (uploaded PDFs, streamed to disk). Every write that acknowledges a state
 // change is a Batch committed with Sync. The recovery scan (ActiveJobs) lists
-// every job that has not reached a terminal state.
+// every job that has not reached a terminal state. RaftLog is hashicorp/raft's
+// log store and stable store on the same database, in its own key space
+// (raft/, keys.go).
 //
 // A full disk never ends the process (space.go): CheckSpace refuses new work
 // below a free-space floor; a write that fails for lack of space answers

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 
@@ -8,7 +9,8 @@ import (
 )
 
 // The key space. Every key is a '/'-separated path; numbers are fixed-width hex
-// so that key order is numeric order. Job ids are UUIDv7, so they sort by time.
+// so that key order is numeric order (Raft log indexes: 8 bytes big-endian,
+// in the same order). Job ids are UUIDv7, so they sort by time.
 //
 //	acct/<account>                  Account
 //	key/<sha256 hex>                APIKey
@@ -24,6 +26,9 @@ import (
 //	jobs/<account>/<job>            the account's job index
 //	idem/<account>/<key>            IdempotencyRecord
 //	pending/<job>                   PendingReservation (a job asked of a remote ledger, not yet recorded)
+//	raft/log/<index>                RaftLogEntry (index: 8 bytes big-endian; raft_log.go)
+//	raft/stable/<key>               hashicorp/raft's stable store: its key as given, its value as given
+//	                                (SetUint64: 8 bytes big-endian)
 func accountKey(id string) []byte      { return []byte("acct/" + id) }
 func apiKeyKey(sum []byte) []byte      { return []byte("key/" + hex.EncodeToString(sum)) }
 func balanceKey(account string) []byte { return []byte("bal/" + account) }
@@ -60,3 +65,10 @@ func idemKey(account, key string) []byte       { return []byte("idem/" + account
 func pendingKey(job string) []byte             { return []byte("pending/" + job) }
 
 var pendingPrefix = []byte("pending/")
+
+var raftLogPrefix = []byte("raft/log/")
+
+func raftLogKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("raft/log/"), index)
+}
+func raftStableKey(key []byte) []byte { return []byte("raft/stable/" + string(key)) }
