@@ -4610,6 +4610,60 @@ func (x *DispatcherStatsReply) GetQueued() int32 {
 	return 0
 }
 
+// StateRecord is one key of the replicated state in a snapshot: a snapshot
+// is a stream of them, each length-delimited (protodelim).
+type StateRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateRecord) Reset() {
+	*x = StateRecord{}
+	mi := &file_messages_quire_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateRecord) ProtoMessage() {}
+
+func (x *StateRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_quire_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateRecord.ProtoReflect.Descriptor instead.
+func (*StateRecord) Descriptor() ([]byte, []int) {
+	return file_messages_quire_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *StateRecord) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *StateRecord) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 var File_messages_quire_proto protoreflect.FileDescriptor
 
 const file_messages_quire_proto_rawDesc = "" +
@@ -4987,7 +5041,10 @@ const file_messages_quire_proto_rawDesc = "" +
 	"\x14DispatcherStatsReply\x12\x1a\n" +
 	"\bcapacity\x18\x01 \x01(\x05R\bcapacity\x12\x12\n" +
 	"\x04busy\x18\x02 \x01(\x05R\x04busy\x12\x16\n" +
-	"\x06queued\x18\x03 \x01(\x05R\x06queued*\xe0\x01\n" +
+	"\x06queued\x18\x03 \x01(\x05R\x06queued\"5\n" +
+	"\vStateRecord\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value*\xe0\x01\n" +
 	"\tJobStatus\x12\x1a\n" +
 	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATUS_QUEUED\x10\x01\x12\x16\n" +
@@ -5018,7 +5075,7 @@ func file_messages_quire_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_quire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_messages_quire_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_messages_quire_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: quire.v1.JobStatus
 	(LedgerKind)(0),               // 1: quire.v1.LedgerKind
@@ -5086,6 +5143,7 @@ var file_messages_quire_proto_goTypes = []any{
 	(*CancelReply)(nil),           // 63: quire.v1.CancelReply
 	(*DispatcherStats)(nil),       // 64: quire.v1.DispatcherStats
 	(*DispatcherStatsReply)(nil),  // 65: quire.v1.DispatcherStatsReply
+	(*StateRecord)(nil),           // 66: quire.v1.StateRecord
 }
 var file_messages_quire_proto_depIdxs = []int32{
 	4,  // 0: quire.v1.ChunksPlanned.chunks:type_name -> quire.v1.ChunkRange
@@ -5175,7 +5233,7 @@ func file_messages_quire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_quire_proto_rawDesc), len(file_messages_quire_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   62,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,459 @@
+// Package raftgroup runs the node's member of the cluster's Raft group
+// (hashicorp/raft): its transport (TCP, mutual TLS in a secure cluster), its
+// log and stable store (the node's Pebble store), its snapshots, forming the
+// group Consul-style (--bootstrap-expect) and changing it (voters up to
+// --max-voters, the others non-voters; a lost server removed by an admin).
+//
+// The state machine is the caller's (raft.FSM). Commands are proposed to
+// the leader (Propose); a node that is not the leader gets ErrNotLeader and
+// passes the command to the leader itself.
+package raftgroup
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/quirehq/quire/persistence"
+)
+
+// Errors of the group.
+var (
+	// ErrNotLeader means this node is not the leader: propose to the leader.
+	ErrNotLeader = errors.New("raftgroup: not the leader")
+	// ErrNoLeader means the group has no leader now (an election, or too
+	// few servers alive for a quorum).
+	ErrNoLeader = errors.New("raftgroup: no leader")
+	// ErrUnknownServer means the group has no server of that name.
+	ErrUnknownServer = errors.New("raftgroup: no such server")
+)
+
+// Roles of a server (Status, GET /v1/admin/cluster's raft_role).
+const (
+	RoleLeader   = "leader"
+	RoleVoter    = "voter"
+	RoleNonvoter = "nonvoter"
+	RoleNone     = "none"
+)
+
+// DefaultMaxVoters is how many voters the group has at most by default.
+const DefaultMaxVoters = 5
+
+// Server is a member the group may take in: its node name (the Raft server
+// id) and the address of its Raft transport.
+type Server struct {
+	Name string
+	Addr string
+}
+
+// Config sets up a member of the group.
+type Config struct {
+	// Name is the node's name: its Raft server id.
+	Name string
+	// BindAddr is the Raft transport's address (host:port). Empty: the node
+	// is alone and talks to no one (an in-memory transport).
+	BindAddr string
+	// AdvertiseAddr is what the others dial (default BindAddr).
+	AdvertiseAddr string
+	// TLS, when set, makes the transport mutual TLS: the listener requires a
+	// client certificate of the cluster CA, and dialing presents one.
+	Server, Client *tls.Config
+	// Dir holds the snapshots (dir/snapshots).
+	Dir string
+	// Store holds the log and the stable store.
+	Store *persistence.Store
+	// FSM is the state machine.
+	FSM raft.FSM
+	// BootstrapExpect is how many servers form the group the first time:
+	// once that many see each other (Members), each bootstraps the same
+	// configuration. 0: this node never bootstraps; a leader adds it.
+	BootstrapExpect int
+	// MaxVoters bounds the voters; later servers join as non-voters
+	// (default DefaultMaxVoters).
+	MaxVoters int
+	// Members lists the live members the group may take in, this node
+	// included (from gossip). Nil: this node alone.
+	Members func() []Server
+	// Timing: the heartbeat and election timeouts (default 1 s each, as
+	// hashicorp/raft's), the leader lease (default 500 ms), how often the
+	// leader reconciles the configuration with the members (default 1 s).
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, ReconcileEvery time.Duration
+	// SnapshotThreshold is how many log entries make a snapshot, and
+	// TrailingLogs how many stay in the log after one (defaults 8192 and
+	// 10240, as hashicorp/raft's).
+	SnapshotThreshold, TrailingLogs uint64
+	Log                             *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxVoters == 0 {
+		c.MaxVoters = DefaultMaxVoters
+	}
+	if c.AdvertiseAddr == "" {
+		c.AdvertiseAddr = c.BindAddr
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = time.Second
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = time.Second
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = 500 * time.Millisecond
+	}
+	if c.ReconcileEvery == 0 {
+		c.ReconcileEvery = time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.BindAddr == "" { // alone: the in-memory transport's address is the name
+		c.AdvertiseAddr, c.Members = c.Name, nil
+	}
+	if c.Members == nil {
+		self := Server{Name: c.Name, Addr: c.AdvertiseAddr}
+		c.Members = func() []Server { return []Server{self} }
+	}
+}
+
+// Validate says what is wrong with c, in plain words.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("raftgroup: the node needs a name"))
+	}
+	if c.Store == nil || c.FSM == nil || c.Dir == "" {
+		errs = append(errs, errors.New("raftgroup: a store, a state machine and a directory are needed"))
+	}
+	if c.BootstrapExpect < 0 {
+		errs = append(errs, fmt.Errorf("--bootstrap-expect must not be negative (got %d)", c.BootstrapExpect))
+	}
+	if c.MaxVoters < 1 {
+		errs = append(errs, fmt.Errorf("--max-voters must be at least 1 (got %d)", c.MaxVoters))
+	}
+	if c.BootstrapExpect > c.MaxVoters {
+		errs = append(errs, fmt.Errorf("--bootstrap-expect %d is more than --max-voters %d", c.BootstrapExpect, c.MaxVoters))
+	}
+	if c.BindAddr == "" && c.BootstrapExpect > 1 {
+		errs = append(errs, fmt.Errorf("--bootstrap-expect %d needs a Raft address to reach the others", c.BootstrapExpect))
+	}
+	if (c.Server == nil) != (c.Client == nil) {
+		errs = append(errs, errors.New("raftgroup: TLS needs both a server and a client configuration"))
+	}
+	return errors.Join(errs...)
+}
+
+// Group is this node's member of the Raft group.
+type Group struct {
+	cfg   Config
+	raft  *raft.Raft
+	trans raft.Transport
+	close func() error // the transport's
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// Start opens the node's member of the group: it restores nothing from a
+// snapshot (the state machine's state is on disk already, and it skips the
+// entries it holds), joins the configuration in its log, and starts the
+// loop that bootstraps the group and, on the leader, reconciles it with the
+// live members.
+func Start(cfg Config) (*Group, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	hlog := newHCLogger(cfg.Log)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.Name)
+	rc.Logger = hlog
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
+	rc.NoSnapshotRestoreOnStart = true
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	snapDir := filepath.Join(cfg.Dir, "snapshots")
+	if err := os.MkdirAll(snapDir, 0o700); err != nil {
+		return nil, fmt.Errorf("raftgroup: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(snapDir, 2, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("raftgroup: snapshots: %w", err)
+	}
+	g := &Group{cfg: cfg, stop: make(chan struct{})}
+	if cfg.BindAddr == "" {
+		_, t := raft.NewInmemTransport(raft.ServerAddress(cfg.Name))
+		g.trans, g.close = t, t.Close
+	} else {
+		t, err := newNetTransport(cfg, hlog)
+		if err != nil {
+			return nil, err
+		}
+		g.trans, g.close = t, t.Close
+	}
+	logs := cfg.Store.RaftLog()
+	r, err := raft.NewRaft(rc, cfg.FSM, logs, logs, snaps, g.trans)
+	if err != nil {
+		_ = g.close()
+		return nil, fmt.Errorf("raftgroup: start: %w", err)
+	}
+	g.raft = r
+	g.wg.Add(1)
+	go g.loop()
+	return g, nil
+}
+
+// Close leaves nothing running: the loop, Raft (its last applied entries
+// are on disk) and the transport.
+func (g *Group) Close() error {
+	var err error
+	g.once.Do(func() {
+		close(g.stop)
+		g.wg.Wait()
+		err = g.raft.Shutdown().Error()
+		if cerr := g.close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+// Propose appends data to the log and waits until it is committed and
+// applied here; the answer is the state machine's. A node that is not the
+// leader answers ErrNotLeader at once.
+func (g *Group) Propose(data []byte, timeout time.Duration) (any, error) {
+	if g.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	f := g.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return nil, fmt.Errorf("raftgroup: apply: %w", err)
+	}
+	return f.Response(), nil
+}
+
+// VerifyLeader checks with a quorum that this node is still the leader: a
+// read it serves after that is not stale.
+func (g *Group) VerifyLeader() error {
+	if err := g.raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return nil
+}
+
+// Leader is the leader's name, or "" while there is none.
+func (g *Group) Leader() string {
+	_, id := g.raft.LeaderWithID()
+	return string(id)
+}
+
+// IsLeader reports whether this node is the leader.
+func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
+
+// Roles is the role of every server in the configuration, by name.
+func (g *Group) Roles() map[string]string {
+	f := g.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	leader := g.Leader()
+	out := map[string]string{}
+	for _, s := range f.Configuration().Servers {
+		role := RoleNonvoter
+		if s.Suffrage == raft.Voter {
+			role = RoleVoter
+		}
+		if string(s.ID) == leader {
+			role = RoleLeader
+		}
+		out[string(s.ID)] = role
+	}
+	return out
+}
+
+// Stats are Raft's figures (state, term, last_log_index, ...).
+func (g *Group) Stats() map[string]string { return g.raft.Stats() }
+
+// Remove takes a server out of the configuration (a node lost for good);
+// on the leader only.
+func (g *Group) Remove(name string) error {
+	if !g.IsLeader() {
+		return ErrNotLeader
+	}
+	if _, ok := g.Roles()[name]; !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownServer, name)
+	}
+	if err := g.raft.RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error(); err != nil {
+		return fmt.Errorf("raftgroup: remove %s: %w", name, err)
+	}
+	g.cfg.Log.Info("server removed from the Raft group", "server", name)
+	return nil
+}
+
+// Snapshot makes a snapshot now (a backup, or to compact the log).
+func (g *Group) Snapshot() (raft.SnapshotFuture, error) {
+	f := g.raft.Snapshot()
+	return f, f.Error()
+}
+
+// loop bootstraps the group once enough servers see each other, then, on
+// the leader, takes live members into the configuration.
+func (g *Group) loop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.ReconcileEvery / 4)
+	defer t.Stop()
+	last := time.Time{}
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		if err := g.bootstrap(); err != nil {
+			g.cfg.Log.Warn("bootstrap the Raft group", "err", err)
+		}
+		if g.IsLeader() && time.Since(last) >= g.cfg.ReconcileEvery {
+			last = time.Now()
+			g.reconcile()
+		}
+	}
+}
+
+// bootstrap forms the group when this node has no Raft state yet, expects
+// to form it, and sees that many servers: each of them bootstraps the same
+// configuration (the first BootstrapExpect by name).
+func (g *Group) bootstrap() error {
+	if g.cfg.BootstrapExpect == 0 {
+		return nil
+	}
+	conf := g.raft.GetConfiguration()
+	if conf.Error() != nil || len(conf.Configuration().Servers) > 0 {
+		return nil
+	}
+	if g.raft.LastIndex() > 0 {
+		return nil // joined by a leader meanwhile
+	}
+	members := g.cfg.Members()
+	if len(members) < g.cfg.BootstrapExpect {
+		return nil
+	}
+	slices.SortFunc(members, func(a, b Server) int { return compare(a.Name, b.Name) })
+	var servers []raft.Server
+	self := false
+	for _, m := range members[:g.cfg.BootstrapExpect] {
+		servers = append(servers, raft.Server{ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Addr), Suffrage: raft.Voter})
+		self = self || m.Name == g.cfg.Name
+	}
+	if !self {
+		return nil // more servers than expected: the first ones form it and add this one
+	}
+	if err := g.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return err
+	}
+	g.cfg.Log.Info("Raft group formed", "servers", len(servers))
+	return nil
+}
+
+// reconcile adds the live members that are not in the configuration: as
+// voters while there are fewer than MaxVoters, else as non-voters; and
+// promotes a live non-voter when a voter seat is free.
+func (g *Group) reconcile() {
+	f := g.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	in := map[string]raft.Server{}
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		in[string(s.ID)] = s
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	members := g.cfg.Members()
+	slices.SortFunc(members, func(a, b Server) int { return compare(a.Name, b.Name) })
+	for _, m := range members {
+		s, ok := in[m.Name]
+		switch {
+		case ok && s.Suffrage == raft.Voter:
+			continue
+		case voters < g.cfg.MaxVoters:
+			if err := g.raft.AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
+				g.cfg.Log.Warn("add a voter to the Raft group", "server", m.Name, "err", err)
+				return
+			}
+			voters++
+			g.cfg.Log.Info("voter added to the Raft group", "server", m.Name, "addr", m.Addr, "promoted", ok)
+		case !ok:
+			if err := g.raft.AddNonvoter(raft.ServerID(m.Name), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
+				g.cfg.Log.Warn("add a non-voter to the Raft group", "server", m.Name, "err", err)
+				return
+			}
+			g.cfg.Log.Info("non-voter added to the Raft group", "server", m.Name, "addr", m.Addr)
+		}
+	}
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// newNetTransport is Raft's network transport on cfg.BindAddr: plain TCP,
+// or mutual TLS when cfg.Server and cfg.Client are set.
+func newNetTransport(cfg Config, hlog hcLogger) (*raft.NetworkTransport, error) {
+	adv, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+	if err != nil {
+		return nil, fmt.Errorf("raftgroup: advertise address %q: %w", cfg.AdvertiseAddr, err)
+	}
+	if cfg.Server == nil {
+		t, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hlog)
+		if err != nil {
+			return nil, fmt.Errorf("raftgroup: listen on the Raft address %s: %w", cfg.BindAddr, err)
+		}
+		return t, nil
+	}
+	l, err := tls.Listen("tcp", cfg.BindAddr, cfg.Server)
+	if err != nil {
+		return nil, fmt.Errorf("raftgroup: listen on the Raft address %s: %w", cfg.BindAddr, err)
+	}
+	stream := &tlsStream{Listener: l, advertise: adv, client: cfg.Client}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
+	}), nil
+}
+
+// tlsStream is Raft's stream layer over mutual TLS.
+type tlsStream struct {
+	net.Listener
+	advertise net.Addr
+	client    *tls.Config
+}
+
+func (s *tlsStream) Addr() net.Addr { return s.advertise }
+
+func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	return tls.DialWithDialer(d, "tcp", string(addr), s.client)
+}
