@@ -79,14 +79,16 @@ type chunkView struct {
 }
 
 // startMember starts node name of a cluster whose nodes share adminToken and
-// join through join (gossip addresses); n1 holds the ledger.
+// join through join (gossip addresses); the first len(join) form the Raft
+// group together.
 func startMember(tb testing.TB, adminToken, name, gossip, remote string, join []string, slots int, extra ...string) *member {
 	tb.Helper()
 	args := []string{"--node-name", name, "--gossip-addr", gossip, "--remote-addr", remote,
-		"--join", strings.Join(join, ","), "--ledger-node", "n1", "--concurrency", strconv.Itoa(slots),
+		"--join", strings.Join(join, ","), "--bootstrap-expect", strconv.Itoa(len(join)), "--concurrency", strconv.Itoa(slots),
 		"--gossip-key-file", gossipKeyFile(tb, adminToken)}
 	args = append(args, memberTLS(tb, name)...)
-	args = append(args, "--peer-addr", freeAddrs(tb, 1)[0])
+	addrs := freeAddrs(tb, 2)
+	args = append(args, "--peer-addr", addrs[0], "--raft-addr", addrs[1])
 	n := startNodeWithToken(tb, adminToken, append(args, extra...)...)
 	return &member{node: n, name: name, gossip: gossip, remote: remote}
 }

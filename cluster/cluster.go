@@ -199,6 +199,12 @@ func (c *Cluster) adopt() {
 	}
 }
 
+// FormWith makes id the cluster's id when this node has none yet (neither
+// formed nor adopted): the servers that form the Raft group together give
+// the same id, made from the group's first configuration. It is recorded
+// (OnClusterID) and gossiped as an adopted one is.
+func (c *Cluster) FormWith(id string) bool { return c.ident.form(id) }
+
 // ClusterID is the id of the cluster this node belongs to, or "" while it has
 // not joined one.
 func (c *Cluster) ClusterID() string { return c.ident.id() }

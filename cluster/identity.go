@@ -49,6 +49,20 @@ func (d *identity) id() string {
 	return d.mu.id
 }
 
+// form takes id as the cluster's when this node has none yet (it forms the
+// cluster later than it started: with the Raft group); it reports whether
+// it did.
+func (d *identity) form(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.mu.id != "" || id == "" {
+		return false
+	}
+	d.mu.id = id
+	d.adopted <- id // never blocks: the id is taken once
+	return true
+}
+
 // conflict returns the first id of another cluster a member carried, or "".
 func (d *identity) conflict() string {
 	d.mu.Lock()

@@ -38,6 +38,12 @@ type Meta struct {
 	// LedgerNode is the node this one takes for the holder of the cluster's
 	// ledger (its own name when it holds it; empty when it has not learnt it).
 	LedgerNode string `json:"ledger,omitempty"`
+	// RaftAddr is the node's Raft transport address ("" for a node alone),
+	// RaftID its Raft server id (name@data-dir id), and RaftFormed whether
+	// it is in a Raft group already.
+	RaftAddr   string `json:"raft,omitempty"`
+	RaftID     string `json:"rid,omitempty"`
+	RaftFormed bool   `json:"rf,omitempty"`
 	// Leaving is set by Leave just before the goodbye, so that the others can
 	// tell a graceful leave from a failure (see EventLeft).
 	Leaving bool `json:"leaving,omitempty"`

@@ -120,7 +120,7 @@ type dashLocal struct {
 // DashMember is a member of the cluster as the dashboard shows it.
 type DashMember struct {
 	ClusterMember
-	Ledger bool `json:"ledger" doc:"It holds the cluster's ledger."`
+	Ledger bool `json:"ledger" doc:"It is the Raft leader: the node whose LedgerActor every node asks."`
 	Self   bool `json:"self" doc:"It is the node answering."`
 }
 
@@ -371,12 +371,13 @@ func (d *dashboard) overview(ctx context.Context, status string) (*dashOverview,
 		return nil, err
 	}
 	ov := &dashOverview{Node: self, At: d.now().UTC(), Members: []DashMember{}, Rollout: rolloutView(b.Rollout())}
-	holder := ledgerHolder(self, members)
+	rs := b.RaftStatus()
+	holder := rs.Leader // the leader answers for the ledger
 	for _, m := range members {
 		ov.Members = append(ov.Members, DashMember{
 			ClusterMember: ClusterMember{
 				Name: m.Name, State: m.State.String(), HTTPAddr: m.HTTPAddr, Load: m.Load, Queued: m.Queued,
-				Capacity: m.Capacity, Draining: m.Draining,
+				Capacity: m.Capacity, Draining: m.Draining, RaftRole: rs.RoleOf(m.Name),
 			},
 			Ledger: m.Name == holder, Self: m.Name == self,
 		})
@@ -511,25 +512,6 @@ func (d *dashboard) atOwner(ctx context.Context, id, method, path string, out an
 func validJobID(id string) bool {
 	_, err := uuid.Parse(id)
 	return err == nil
-}
-
-// ledgerHolder is the name of the member that holds the cluster's ledger, as
-// this node knows it ("" when it does not).
-func ledgerHolder(self string, members []cluster.Member) string {
-	for _, m := range members {
-		if m.Name == self && m.LedgerNode != "" {
-			return m.LedgerNode
-		}
-	}
-	for _, m := range members {
-		if m.LedgerNode == m.Name {
-			return m.Name
-		}
-	}
-	if len(members) == 1 {
-		return members[0].Name // not clustered: the node holds it
-	}
-	return ""
 }
 
 // peerError is a member's problem answer, passed on as it is.

@@ -52,6 +52,11 @@ type Backend interface {
 	Name() string
 	Members(ctx context.Context) []cluster.Member
 	Drain(ctx context.Context) error
+	// RaftStatus is the Raft group as this node sees it.
+	RaftStatus() node.RaftStatus
+	// RemoveServer takes the servers of a node lost for good out of the
+	// Raft group (node.ErrNotLeader on another node than the leader).
+	RemoveServer(ctx context.Context, name string) ([]string, error)
 	JobPDF(id string) (string, bool)
 	HasJob(id string) bool
 	Rollout() *messages.RolloutPolicy

@@ -20,6 +20,7 @@ import (
 //	ledgrant/<account>/<grant id>   LedgerEntry
 //	meta/ledger_seq, meta/account_seq
 //	meta/cluster_id                 the cluster this node belongs to
+//	meta/node_id                    this data dir's id (part of its Raft server id)
 //	ev/<job>/<seq>                  JobEvent
 //	out/<job>/<index>               ChunkOutput
 //	active/<job>                    present while the job is not terminal

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,32 +36,65 @@ func (c *Client) PID() *actor.PID {
 	return pid
 }
 
+// ask asks the ledger and waits for its answer. While the ledger cannot be
+// found or answers that it is not the leader (an election), it asks again,
+// the ledger found anew, until the timeout: every ledger request is safe to
+// repeat (each is idempotent by its job, grant, account or key id).
 func ask[T any](ctx context.Context, c *Client, msg any) (T, error) {
 	var zero T
 	timeout := c.timeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	if timeout <= 0 {
-		return zero, fmt.Errorf("%w: %v", ErrUnavailable, context.DeadlineExceeded)
+	deadline := time.Now().Add(timeout)
+	wait := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return zero, fmt.Errorf("%w: %v", ErrUnavailable, context.DeadlineExceeded)
+		}
+		res, err := askOnce(c, msg, left)
+		if err == nil {
+			switch r := res.(type) {
+			case *messages.LedgerError:
+				if r.GetCode() != messages.LedgerError_CODE_UNAVAILABLE {
+					return zero, asError(r)
+				}
+				err = asError(r)
+			case T:
+				return r, nil
+			default:
+				return zero, fmt.Errorf("%w: unexpected reply %T", ErrInvalid, res)
+			}
+		}
+		if !errors.Is(err, errRetry) && !errors.Is(err, ErrUnavailable) || time.Until(deadline) < wait || ctx.Err() != nil {
+			return zero, err
+		}
+		select {
+		case <-ctx.Done():
+			return zero, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
 	}
+}
+
+// errRetry marks an error after which asking again may succeed.
+var errRetry = errors.New("ledger: retry")
+
+func askOnce(c *Client, msg any, timeout time.Duration) (any, error) {
 	pid, err := c.resolve()
 	if err != nil {
-		return zero, err
+		return nil, fmt.Errorf("%w: %w", errRetry, err)
 	}
 	res, err := c.root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {
 		// A timeout, a dead letter, a lost connection: the request may or may
-		// not have been applied; every ledger request is safe to repeat.
-		return zero, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		// not have been applied; it is not asked again (the time is up, or
+		// the node is gone: the caller decides).
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	switch r := res.(type) {
-	case *messages.LedgerError:
-		return zero, asError(r)
-	case T:
-		return r, nil
-	}
-	return zero, fmt.Errorf("%w: unexpected reply %T", ErrInvalid, res)
+	return res, nil
 }
 
 // CreateAccount opens an account with initial credits and its first key hash.

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/persistence"
@@ -39,7 +41,10 @@ func (n *Node) CreateAccount(ctx context.Context, name string, credits int64) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := n.ledger.CreateAccount(ctx, &messages.CreateAccount{Name: name, Credits: credits, KeySha256: sum, KeyId: keyID})
+	// The id is made here, so that asking again (a new leader) cannot make
+	// a second account.
+	res, err := n.ledger.CreateAccount(ctx, &messages.CreateAccount{Name: name, Credits: credits, KeySha256: sum, KeyId: keyID,
+		AccountId: "acct_" + uuid.NewString()})
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +105,13 @@ func (n *Node) Accounts(ctx context.Context, after int64, limit int) (*messages.
 	return n.ledger.Accounts(ctx, after, limit)
 }
 
-// Grant adds credits to an account. A grant id makes the grant idempotent.
+// Grant adds credits to an account. A grant id makes the grant idempotent;
+// without one, the grant gets one here, so that the ledger asked again
+// (a new leader) does not grant twice.
 func (n *Node) Grant(ctx context.Context, account string, amount int64, reason, grantID string) (*messages.CreditsGranted, error) {
+	if grantID == "" {
+		grantID = "auto_" + uuid.NewString()
+	}
 	return n.ledger.Grant(ctx, &messages.GrantCredits{AccountId: account, Amount: amount, Reason: reason, GrantId: grantID})
 }
 

@@ -264,12 +264,13 @@ func (n *Node) publishLoad(ctx context.Context, every time.Duration) {
 		if err != nil {
 			continue
 		}
-		if int(st.GetBusy()) == last.Load && int(st.GetQueued()) == last.Queued {
+		formed := n.raft.Formed()
+		if int(st.GetBusy()) == last.Load && int(st.GetQueued()) == last.Queued && formed == last.RaftFormed {
 			continue
 		}
-		last.Load, last.Queued = int(st.GetBusy()), int(st.GetQueued())
+		last.Load, last.Queued, last.RaftFormed = int(st.GetBusy()), int(st.GetQueued()), formed
 		uctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := n.cluster.UpdateMeta(uctx, func(m *cluster.Meta) { m.Load, m.Queued = last.Load, last.Queued }); err != nil {
+		if err := n.cluster.UpdateMeta(uctx, func(m *cluster.Meta) { m.Load, m.Queued, m.RaftFormed = last.Load, last.Queued, last.RaftFormed }); err != nil {
 			n.cfg.Log.Debug("gossip load", "err", err)
 		}
 		cancel()

@@ -11,6 +11,7 @@ import (
 	"github.com/quirehq/quire/actors/pdf"
 	"github.com/quirehq/quire/cluster/peer"
 	"github.com/quirehq/quire/cluster/pki"
+	"github.com/quirehq/quire/cluster/raftgroup"
 	"github.com/quirehq/quire/persistence"
 )
 
@@ -55,9 +56,18 @@ type Config struct {
 	TLS *pki.TLS
 	// Peer is the one client of the other members' peer ports.
 	Peer *peer.Client
-	// LedgerNode names the node that holds the cluster's one ledger. Empty: a
-	// node that joins no one holds it, the others learn it from gossip.
-	LedgerNode string
+	// RaftAddr is the node's Raft transport address (host:port), which the
+	// others reach. Empty: the node is alone (an in-memory transport).
+	RaftAddr string
+	// BootstrapExpect is how many servers form the Raft group the first
+	// time (raftgroup.Config). 0: 1 for a node that joins no one (it forms
+	// the group alone); a node that joins others waits to be added by the
+	// leader.
+	BootstrapExpect int
+	// MaxVoters bounds the Raft group's voters (default 5).
+	MaxVoters int
+	// RaftTiming shortens Raft's timeouts (tests); zero: raftgroup's.
+	RaftTiming RaftTiming
 
 	Log *slog.Logger
 	Now func() time.Time
@@ -79,7 +89,18 @@ const (
 // DefaultMaxChunkCrashes is --max-chunk-crashes.
 const DefaultMaxChunkCrashes = job.DefaultMaxCrashes
 
+// RaftTiming are Raft's timeouts (raftgroup.Config).
+type RaftTiming struct {
+	Heartbeat, Election, LeaderLease, Reconcile time.Duration
+}
+
 func (c *Config) setDefaults() {
+	if c.BootstrapExpect == 0 && len(c.Join) == 0 {
+		c.BootstrapExpect = 1
+	}
+	if c.MaxVoters == 0 {
+		c.MaxVoters = raftgroup.DefaultMaxVoters
+	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
@@ -157,8 +178,11 @@ func (c *Config) Validate() error {
 	if c.GossipAddr == "" && len(c.GossipKeys) > 0 {
 		errs = append(errs, errors.New("gossip keys are set but this node is not in a cluster (no gossip address)"))
 	}
-	if c.GossipAddr == "" && c.LedgerNode != "" && c.LedgerNode != c.Name {
-		errs = append(errs, fmt.Errorf("ledger node %q is set but this node is not in a cluster (no gossip address)", c.LedgerNode))
+	if c.GossipAddr != "" && c.RaftAddr == "" {
+		errs = append(errs, errors.New("a clustered node needs a Raft address (--raft-addr)"))
+	}
+	if c.BootstrapExpect > 1 && c.GossipAddr == "" {
+		errs = append(errs, fmt.Errorf("--bootstrap-expect %d: the other servers are found through gossip, and this node has no gossip address", c.BootstrapExpect))
 	}
 	if c.MaxActiveJobs < 0 {
 		errs = append(errs, fmt.Errorf("max active jobs must not be negative (got %d; 0 is no limit)", c.MaxActiveJobs))

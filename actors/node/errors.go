@@ -16,4 +16,9 @@ var (
 	ErrUnauthorized = errors.New("node: invalid API key")
 	// ErrUnavailable means the node cannot take the request now (shutting down).
 	ErrUnavailable = errors.New("node: unavailable")
+	// ErrNotLeader means the request needs the Raft leader and this node is
+	// not it: pass it to the leader.
+	ErrNotLeader = errors.New("node: not the Raft leader")
+	// ErrNotFound means no such thing (a Raft server to remove).
+	ErrNotFound = errors.New("node: not found")
 )

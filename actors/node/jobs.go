@@ -102,12 +102,7 @@ func (n *Node) Submit(ctx context.Context, s Submission) (*job.State, error) {
 		AccountId: s.Account.GetId(), JobId: jobID, Amount: created.GetCreditsReserved(), JobEvents: evs,
 		MaxActiveJobs: int32(n.cfg.MaxActiveJobs), Idempotency: n.idempotencyRecord(s, jobID),
 	}
-	if n.HoldsLedger() {
-		_, err = n.ledger.Reserve(ctx, reserve) // credits and job in one write
-	} else {
-		err = n.reserveRemote(ctx, reserve)
-	}
-	if err != nil {
+	if err := n.reserveRemote(ctx, reserve); err != nil {
 		if rerr := n.cfg.Store.RemoveBlob(jobID); rerr != nil {
 			n.cfg.Log.Error("remove pdf of refused job", "job", jobID, "err", rerr)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/quirehq/quire/actors/job"
 	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/cluster"
+	"github.com/quirehq/quire/cluster/raftgroup"
 	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/metrics"
 	"github.com/quirehq/quire/persistence"
@@ -26,6 +27,9 @@ type Node struct {
 	cfg        Config
 	system     *actor.ActorSystem
 	ledger     *ledger.Client
+	ledgerPID  *actor.PID       // this node's LedgerActor (on its replica)
+	raft       *raftgroup.Group // this node's member of the Raft group
+	raftID     string           // its Raft server id (raftID)
 	dispatcher *actor.PID
 	jobCfg     job.Config
 	remote     *remote.Remote   // nil unless clustered
@@ -65,12 +69,17 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	local := cfg.ledgerIsLocal()
-	if local {
-		if err := ledger.Verify(cfg.Store); err != nil {
-			return nil, fmt.Errorf("node: refusing to start: %w", err)
-		}
-		metrics.SetLedgerDiscrepancy(0) // and checked again every ledgerCheckEvery
+	machine := ledger.NewMachine(cfg.Store, cfg.Log.With("component", "ledger"))
+	if err := machine.Load(); err != nil {
+		return nil, fmt.Errorf("node: load the ledger: %w", err)
+	}
+	if err := ledger.Verify(cfg.Store); err != nil {
+		return nil, fmt.Errorf("node: refusing to start: %w", err)
+	}
+	metrics.SetLedgerDiscrepancy(0) // and checked again every ledgerCheckEvery
+	migrate, err := checkMigration(cfg)
+	if err != nil {
+		return nil, err
 	}
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Log.With("component", "actors")
@@ -84,15 +93,27 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		n.remote = r
 	}
-	if local {
-		ledgerPID, err := system.Root.SpawnNamed(ledger.Props(cfg.Store, cfg.Log.With("component", "ledger"), cfg.Now), ledgerName)
-		if err != nil {
-			return nil, fmt.Errorf("node: start ledger: %w", err)
-		}
-		n.ledger = ledger.NewClient(system.Root, ledgerPID, 10*time.Second)
-	} else {
-		n.ledger = ledger.NewRemoteClient(system.Root, n.resolveLedger, remoteLedgerTimeout)
+	nodeID, err := cfg.Store.NodeID()
+	if err != nil {
+		system.Shutdown()
+		return nil, fmt.Errorf("node: %w", err)
 	}
+	n.raftID = raftID(cfg.Name, nodeID)
+	group, err := raftgroup.Start(n.raftConfig(machine))
+	if err != nil {
+		system.Shutdown()
+		return nil, fmt.Errorf("node: start the Raft group: %w", err)
+	}
+	n.raft = group
+	// Every node runs a LedgerActor on its replica; the leader's is the
+	// one asked (resolveLedger), and it proposes every change to the group.
+	n.ledgerPID, err = system.Root.SpawnNamed(ledger.ReplicatedProps(machine, raftProposer{group}, cfg.Log.With("component", "ledger"), cfg.Now), ledgerName)
+	if err != nil {
+		_ = group.Close()
+		system.Shutdown()
+		return nil, fmt.Errorf("node: start ledger: %w", err)
+	}
+	n.ledger = ledger.NewRemoteClient(system.Root, n.resolveLedger, remoteLedgerTimeout)
 	dispatcherPID, err := system.Root.SpawnNamed(dispatch.Props(dispatch.Config{
 		Node: cfg.Name, Capacity: cfg.Concurrency, Extractors: cfg.Extractors, Log: cfg.Log.With("component", "dispatch"),
 		Source: n.fetchPDF, Forget: cfg.Store.RemoveCached, Gauges: &n.meters.gauges,
@@ -102,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.dispatcher = dispatcherPID
 	n.jobCfg = job.Config{
-		Node: cfg.Name, Store: cfg.Store, Ledger: n.ledger, RemoteLedger: !local, Dispatcher: dispatcherPID,
+		Node: cfg.Name, Store: cfg.Store, Ledger: n.ledger, RemoteLedger: true, Dispatcher: dispatcherPID,
 		SourceURL:    sourceURL(cfg),
 		ChunkTimeout: cfg.ChunkTimeout, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		Log: cfg.Log.With("component", "job"), Now: cfg.Now,
@@ -111,27 +132,26 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	if cfg.GossipAddr != "" {
-		ledgerNode := cfg.LedgerNode
-		if local {
-			ledgerNode = cfg.Name
-		}
 		clusterID, err := cfg.Store.ClusterID()
 		if err != nil {
 			stop()
+			_ = group.Close()
 			system.Shutdown()
 			return nil, err
 		}
 		c, err := cluster.Start(ctx, cluster.Config{
 			Name: cfg.Name, BindAddr: cfg.GossipAddr, Join: cfg.Join, Log: cfg.Log.With("component", "cluster"),
-			Meta:       cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, PeerAddr: cfg.PeerAddr, RemoteAddr: system.Address(), Capacity: cfg.Concurrency, LedgerNode: ledgerNode},
+			Meta: cluster.Meta{Name: cfg.Name, HTTPAddr: cfg.HTTPURL, PeerAddr: cfg.PeerAddr, RemoteAddr: system.Address(), Capacity: cfg.Concurrency, RaftAddr: cfg.RaftAddr,
+				RaftID: n.raftID, RaftFormed: group.Formed()},
 			GossipKeys: cfg.GossipKeys,
 			// The ledger's node forms the cluster: with an empty store it
 			// makes a new id, or refuses to start if the cluster exists (a
 			// lost data dir must be restored, not replaced by a new ledger).
-			ClusterID: clusterID, FormCluster: local, OnClusterID: cfg.Store.SetClusterID,
+			ClusterID: clusterID, FormCluster: len(cfg.Join) == 0, OnClusterID: cfg.Store.SetClusterID,
 		})
 		if err != nil {
 			stop()
+			_ = group.Close()
 			system.Shutdown()
 			return nil, fmt.Errorf("node: join the cluster: %w", err)
 		}
@@ -143,15 +163,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		go func() { defer n.wg.Done(); n.watchMembers(bg) }()
 		go func() { defer n.wg.Done(); n.publishLoad(bg, 500*time.Millisecond) }()
 	}
-	if !local {
+	n.wg.Add(2)
+	go func() { defer n.wg.Done(); n.sweepPending(bg, 2*time.Second) }()
+	go func() { defer n.wg.Done(); n.checkLedgerEvery(bg, ledgerCheckEvery) }()
+	if migrate {
 		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.sweepPending(bg, 2*time.Second) }()
+		go func() { defer n.wg.Done(); n.compactMigrated(bg) }()
 	}
 	n.startRollout(bg) // reads the rollout policy now and every second after
-	if local {
-		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.checkLedgerEvery(bg, ledgerCheckEvery) }()
-	}
 	n.registerMetrics()
 	// Recorded last, once nothing can fail the start but recovery (which
 	// closes the node, a clean stop), so that a start that fails is not
@@ -278,8 +297,11 @@ func (n *Node) Close() {
 	}
 	stopAll(jobs...)
 	stopAll(n.dispatcher)
-	if n.HoldsLedger() {
-		stopAll(n.ledger.PID())
+	stopAll(n.ledgerPID)
+	// The ledger's replica has its last entries on disk; a leader hands
+	// over first, so that the others need not wait for an election.
+	if err := n.raft.Close(); err != nil {
+		n.cfg.Log.Warn("stop the Raft group", "err", err)
 	}
 	if n.cluster != nil {
 		_ = n.cluster.Close()

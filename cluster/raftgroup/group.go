@@ -48,17 +48,19 @@ const (
 // DefaultMaxVoters is how many voters the group has at most by default.
 const DefaultMaxVoters = 5
 
-// Server is a member the group may take in: its node name (the Raft server
-// id) and the address of its Raft transport.
+// Server is a member the group may take in: its Raft server id, the
+// address of its Raft transport, and whether it is in a group already
+// (then a node that expects to form one does not).
 type Server struct {
-	Name string
-	Addr string
+	ID     string
+	Addr   string
+	Formed bool
 }
 
 // Config sets up a member of the group.
 type Config struct {
-	// Name is the node's name: its Raft server id.
-	Name string
+	// ID is the node's Raft server id.
+	ID string
 	// BindAddr is the Raft transport's address (host:port). Empty: the node
 	// is alone and talks to no one (an in-memory transport).
 	BindAddr string
@@ -83,6 +85,10 @@ type Config struct {
 	// Members lists the live members the group may take in, this node
 	// included (from gossip). Nil: this node alone.
 	Members func() []Server
+	// OnBootstrap, if set, is called with the server ids of the first
+	// configuration when this node bootstraps the group (each of the
+	// servers that form it calls it with the same ids).
+	OnBootstrap func(ids []string)
 	// Timing: the heartbeat and election timeouts (default 1 s each, as
 	// hashicorp/raft's), the leader lease (default 500 ms), how often the
 	// leader reconciles the configuration with the members (default 1 s).
@@ -116,11 +122,11 @@ func (c *Config) setDefaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
-	if c.BindAddr == "" { // alone: the in-memory transport's address is the name
-		c.AdvertiseAddr, c.Members = c.Name, nil
+	if c.BindAddr == "" { // alone: the in-memory transport's address is the id
+		c.AdvertiseAddr, c.Members = c.ID, nil
 	}
 	if c.Members == nil {
-		self := Server{Name: c.Name, Addr: c.AdvertiseAddr}
+		self := Server{ID: c.ID, Addr: c.AdvertiseAddr}
 		c.Members = func() []Server { return []Server{self} }
 	}
 }
@@ -128,8 +134,8 @@ func (c *Config) setDefaults() {
 // Validate says what is wrong with c, in plain words.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Name == "" {
-		errs = append(errs, errors.New("raftgroup: the node needs a name"))
+	if c.ID == "" {
+		errs = append(errs, errors.New("raftgroup: the node needs a server id"))
 	}
 	if c.Store == nil || c.FSM == nil || c.Dir == "" {
 		errs = append(errs, errors.New("raftgroup: a store, a state machine and a directory are needed"))
@@ -175,7 +181,7 @@ func Start(cfg Config) (*Group, error) {
 	}
 	hlog := newHCLogger(cfg.Log)
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.Name)
+	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hlog
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
 	rc.NoSnapshotRestoreOnStart = true
@@ -195,7 +201,7 @@ func Start(cfg Config) (*Group, error) {
 	}
 	g := &Group{cfg: cfg, stop: make(chan struct{})}
 	if cfg.BindAddr == "" {
-		_, t := raft.NewInmemTransport(raft.ServerAddress(cfg.Name))
+		_, t := raft.NewInmemTransport(raft.ServerAddress(cfg.ID))
 		g.trans, g.close = t, t.Close
 	} else {
 		t, err := newNetTransport(cfg, hlog)
@@ -223,6 +229,11 @@ func (g *Group) Close() error {
 	g.once.Do(func() {
 		close(g.stop)
 		g.wg.Wait()
+		if g.IsLeader() && len(g.Roles()) > 1 {
+			if terr := g.raft.LeadershipTransfer().Error(); terr != nil {
+				g.cfg.Log.Warn("hand the Raft leadership over before stopping", "err", terr)
+			}
+		}
 		err = g.raft.Shutdown().Error()
 		if cerr := g.close(); err == nil {
 			err = cerr
@@ -257,7 +268,14 @@ func (g *Group) VerifyLeader() error {
 	return nil
 }
 
-// Leader is the leader's name, or "" while there is none.
+// Formed reports whether this server is in a group (its configuration has
+// servers).
+func (g *Group) Formed() bool {
+	f := g.raft.GetConfiguration()
+	return f.Error() == nil && len(f.Configuration().Servers) > 0
+}
+
+// Leader is the leader's server id, or "" while there is none.
 func (g *Group) Leader() string {
 	_, id := g.raft.LeaderWithID()
 	return string(id)
@@ -266,7 +284,7 @@ func (g *Group) Leader() string {
 // IsLeader reports whether this node is the leader.
 func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
 
-// Roles is the role of every server in the configuration, by name.
+// Roles is the role of every server in the configuration, by id.
 func (g *Group) Roles() map[string]string {
 	f := g.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -292,17 +310,17 @@ func (g *Group) Stats() map[string]string { return g.raft.Stats() }
 
 // Remove takes a server out of the configuration (a node lost for good);
 // on the leader only.
-func (g *Group) Remove(name string) error {
+func (g *Group) Remove(id string) error {
 	if !g.IsLeader() {
 		return ErrNotLeader
 	}
-	if _, ok := g.Roles()[name]; !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownServer, name)
+	if _, ok := g.Roles()[id]; !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownServer, id)
 	}
-	if err := g.raft.RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error(); err != nil {
-		return fmt.Errorf("raftgroup: remove %s: %w", name, err)
+	if err := g.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+		return fmt.Errorf("raftgroup: remove %s: %w", id, err)
 	}
-	g.cfg.Log.Info("server removed from the Raft group", "server", name)
+	g.cfg.Log.Info("server removed from the Raft group", "server", id)
 	return nil
 }
 
@@ -310,6 +328,24 @@ func (g *Group) Remove(name string) error {
 func (g *Group) Snapshot() (raft.SnapshotFuture, error) {
 	f := g.raft.Snapshot()
 	return f, f.Error()
+}
+
+// CompactNow snapshots the state and drops the whole log before the
+// snapshot: a server that joins later gets the state from the snapshot.
+func (g *Group) CompactNow() error {
+	rc := g.raft.ReloadableConfig()
+	tmp := rc
+	tmp.TrailingLogs = 0
+	if err := g.raft.ReloadConfig(tmp); err != nil {
+		return err
+	}
+	defer func() { _ = g.raft.ReloadConfig(rc) }()
+	// A barrier first: the entries of this term (the leader's own) are
+	// applied, so the snapshot has something new.
+	if err := g.raft.Barrier(10 * time.Second).Error(); err != nil {
+		return err
+	}
+	return g.raft.Snapshot().Error()
 }
 
 // loop bootstraps the group once enough servers see each other, then, on
@@ -350,15 +386,20 @@ func (g *Group) bootstrap() error {
 		return nil // joined by a leader meanwhile
 	}
 	members := g.cfg.Members()
+	for _, m := range members {
+		if m.Formed && m.ID != g.cfg.ID {
+			return nil // a group exists: its leader adds this server
+		}
+	}
 	if len(members) < g.cfg.BootstrapExpect {
 		return nil
 	}
-	slices.SortFunc(members, func(a, b Server) int { return compare(a.Name, b.Name) })
+	slices.SortFunc(members, func(a, b Server) int { return compare(a.ID, b.ID) })
 	var servers []raft.Server
 	self := false
 	for _, m := range members[:g.cfg.BootstrapExpect] {
-		servers = append(servers, raft.Server{ID: raft.ServerID(m.Name), Address: raft.ServerAddress(m.Addr), Suffrage: raft.Voter})
-		self = self || m.Name == g.cfg.Name
+		servers = append(servers, raft.Server{ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.Addr), Suffrage: raft.Voter})
+		self = self || m.ID == g.cfg.ID
 	}
 	if !self {
 		return nil // more servers than expected: the first ones form it and add this one
@@ -367,6 +408,13 @@ func (g *Group) bootstrap() error {
 		return err
 	}
 	g.cfg.Log.Info("Raft group formed", "servers", len(servers))
+	if g.cfg.OnBootstrap != nil {
+		ids := make([]string, len(servers))
+		for i, s := range servers {
+			ids[i] = string(s.ID)
+		}
+		g.cfg.OnBootstrap(ids)
+	}
 	return nil
 }
 
@@ -387,25 +435,25 @@ func (g *Group) reconcile() {
 		}
 	}
 	members := g.cfg.Members()
-	slices.SortFunc(members, func(a, b Server) int { return compare(a.Name, b.Name) })
+	slices.SortFunc(members, func(a, b Server) int { return compare(a.ID, b.ID) })
 	for _, m := range members {
-		s, ok := in[m.Name]
+		s, ok := in[m.ID]
 		switch {
 		case ok && s.Suffrage == raft.Voter:
 			continue
 		case voters < g.cfg.MaxVoters:
-			if err := g.raft.AddVoter(raft.ServerID(m.Name), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
-				g.cfg.Log.Warn("add a voter to the Raft group", "server", m.Name, "err", err)
+			if err := g.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
+				g.cfg.Log.Warn("add a voter to the Raft group", "server", m.ID, "err", err)
 				return
 			}
 			voters++
-			g.cfg.Log.Info("voter added to the Raft group", "server", m.Name, "addr", m.Addr, "promoted", ok)
+			g.cfg.Log.Info("voter added to the Raft group", "server", m.ID, "addr", m.Addr, "promoted", ok)
 		case !ok:
-			if err := g.raft.AddNonvoter(raft.ServerID(m.Name), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
-				g.cfg.Log.Warn("add a non-voter to the Raft group", "server", m.Name, "err", err)
+			if err := g.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
+				g.cfg.Log.Warn("add a non-voter to the Raft group", "server", m.ID, "err", err)
 				return
 			}
-			g.cfg.Log.Info("non-voter added to the Raft group", "server", m.Name, "addr", m.Addr)
+			g.cfg.Log.Info("non-voter added to the Raft group", "server", m.ID, "addr", m.Addr)
 		}
 	}
 }

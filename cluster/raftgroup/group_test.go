@@ -49,7 +49,7 @@ func (ms *members) list() []raftgroup.Server {
 	defer ms.mu.Unlock()
 	var out []raftgroup.Server
 	for n, a := range ms.alive {
-		out = append(out, raftgroup.Server{Name: n, Addr: a})
+		out = append(out, raftgroup.Server{ID: n, Addr: a})
 	}
 	return out
 }
@@ -83,7 +83,7 @@ func start(tb testing.TB, ms *members, name, addr, dir string, expect int) *serv
 		tb.Fatal(err)
 	}
 	g, err := raftgroup.Start(raftgroup.Config{
-		Name: name, BindAddr: addr, Dir: dir, Store: st, FSM: m.FSM(), BootstrapExpect: expect, MaxVoters: 3,
+		ID: name, BindAddr: addr, Dir: dir, Store: st, FSM: m.FSM(), BootstrapExpect: expect, MaxVoters: 3,
 		Members: ms.list, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
 		LeaderLeaseTimeout: 100 * time.Millisecond, ReconcileEvery: 100 * time.Millisecond,
 		SnapshotThreshold: 16, TrailingLogs: 4, Log: log,

@@ -89,6 +89,7 @@ var authTableStatus = map[string][]int{
 	"DELETE /v1/admin/accounts/{id}/keys/{key_id}": {http.StatusNoContent},
 	"GET /v1/admin/cluster":                        {http.StatusOK},
 	"POST /v1/admin/nodes/{name}/drain":            {http.StatusOK},
+	"POST /v1/admin/nodes/{name}/remove":           {http.StatusNotFound}, // the node is alive: not a lost server
 }
 
 // authTableRequired are the operations the document must have.

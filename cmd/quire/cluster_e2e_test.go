@@ -73,24 +73,27 @@ func startClusterEnv(tb testing.TB, size int, env []string) *testCluster {
 			}
 		}
 	}
-	type ports struct{ http, gossip, remote string }
+	type ports struct{ http, gossip, remote, raft string }
 	ps := make([]ports, size)
 	var join []string
 	for i := range ps {
-		ps[i] = ports{http: pick(freeAddr), gossip: pick(freeGossipAddr), remote: pick(freeAddr)}
+		ps[i] = ports{http: pick(freeAddr), gossip: pick(freeGossipAddr), remote: pick(freeAddr), raft: pick(freeAddr)}
 		join = append(join, ps[i].gossip)
 	}
 	c := &testCluster{}
 	for i, p := range ps {
 		c.nodes = append(c.nodes, startNodeWith(tb, nodeOptions{
-			name: fmt.Sprintf("n%d", i+1), addr: p.http,
+			name: fmt.Sprintf("n%d", i+1), addr: p.http, launchOnly: true,
 			env: append([]string{"QUIRE_ADMIN_TOKEN=" + clusterAdminToken}, env...),
 			args: []string{
-				"--gossip-addr", p.gossip, "--remote-addr", p.remote, "--join", strings.Join(join, ","),
+				"--gossip-addr", p.gossip, "--remote-addr", p.remote, "--raft-addr", p.raft, "--join", strings.Join(join, ","),
 				"--concurrency", "1", "--chunk-timeout", "10s", "--drain-timeout", "10s",
-				"--ledger-node", "n1",
+				"--bootstrap-expect", strconv.Itoa(size),
 			},
 		}))
+	}
+	for _, n := range c.nodes { // ready once the Raft group has formed
+		n.settle()
 	}
 	start := time.Now()
 	c.waitAllAlive(tb, c.nodes...)
@@ -129,7 +132,13 @@ func (c *testCluster) waitAllAlive(tb testing.TB, viewers ...*testNode) {
 // clusterView is GET /v1/admin/cluster.
 type clusterView struct {
 	Self    string       `json:"self"`
+	Leader  string       `json:"leader"`
 	Members []memberView `json:"members"`
+	Lost    []struct {
+		Name     string `json:"name"`
+		ID       string `json:"id"`
+		RaftRole string `json:"raft_role"`
+	} `json:"lost_servers"`
 }
 
 type memberView struct {
@@ -142,6 +151,7 @@ type memberView struct {
 	Draining bool   `json:"draining"`
 	// ClusterID is the id of the cluster the member belongs to.
 	ClusterID string `json:"cluster_id"`
+	RaftRole  string `json:"raft_role"`
 }
 
 func (v clusterView) member(name string) (memberView, bool) {
@@ -821,16 +831,17 @@ func TestClusterDrain(t *testing.T) {
 	t.Logf("after the drain: chunks by node %v", byNode)
 }
 
-// TestClusterLedger: one ledger for the cluster, on n1. An account made
-// through n2 pays for a job submitted to n3 and read through any node; with
-// n1 killed, a submission gets a clear 503 and leaves nothing behind, jobs
-// already running finish their chunks and settle once n1 is back, and the
-// credits add up exactly.
+// TestClusterLedger: one replicated ledger for the cluster. An account made
+// through n2 pays for a job submitted to n3 and read through any node. The
+// Raft leader is then killed and its data dir deleted while a job runs on
+// another node: a survivor accepts a job again (202) once the other two
+// have elected a leader (the time is logged), both jobs complete and settle
+// on the survivors, and the credits add up exactly on each.
 func TestClusterLedger(t *testing.T) {
 	pages := corpusManifest(t)[clusterPDF].Pages
 	file := corpusFile(t, clusterPDF)
 	c := startCluster(t, 3)
-	ledgerNode, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	const granted = 10000
 	acct, _ := n2.newAccount(t, "one-ledger", granted)
 	via := func(n *testNode) *apiClient { return n.client(acct.token) }
@@ -852,80 +863,69 @@ func TestClusterLedger(t *testing.T) {
 			t.Errorf("credits through %s: %+v; want the job's %d pages reserved or charged", n.name, cr, pages)
 		}
 	}
-	final, _ := via(ledgerNode).waitTerminal(t, j, clusterJobTimeout)
+	final, _ := via(n1).waitTerminal(t, j, clusterJobTimeout)
 	checkCompleted(t, via(n2), final, pages, c.names())
 	for _, n := range c.nodes {
 		checkAccount(t, via(n), granted, int64(pages))
 	}
 	// Another account's key does not see the job through any node.
-	other, _ := ledgerNode.newAccount(t, "stranger", 10)
+	other, _ := n1.newAccount(t, "stranger", 10)
 	for _, n := range c.nodes {
 		n.client(other.token).get(t, "/v1/jobs/"+j.ID).wantProblem(t, http.StatusNotFound)
 	}
 
-	// A job running on n3 when the ledger's node dies.
-	running := submitChunked(t, via(n3), file, pages, clusterChunkPages)
-	ledgerNode.kill()
-	killed := time.Now()
-
-	// Submissions get a clear 503 at once, and nothing is left behind.
-	tmpBefore, blobsBefore := n2.tmpFiles(t), n2.listDir(t, "blobs")
-	var refused *problem
-	pollUntil(t, 30*time.Second, "a submission to n2 answered 503", func() bool {
-		start := time.Now()
-		body, ct := multipartBody(t, file, map[string]string{"chunk_pages": strconv.Itoa(clusterChunkPages)})
-		r := via(n2).do(t, http.MethodPost, "/v1/jobs", body, ct)
-		if r.Status == http.StatusAccepted {
-			t.Fatalf("n2 accepted a job while the ledger's node was down: %s", r)
+	// The Raft leader is killed and its data dir deleted while a job runs on
+	// another node: the other two elect a leader and take jobs again.
+	leader := c.nodes[0].clusterView(t).Leader
+	var victim *testNode
+	var survivors []*testNode
+	for _, n := range c.nodes {
+		if n.name == leader {
+			victim = n
+		} else {
+			survivors = append(survivors, n)
 		}
-		if r.Status != http.StatusServiceUnavailable {
+	}
+	if victim == nil {
+		t.Fatalf("no member is the Raft leader %q", leader)
+	}
+	owner := survivors[0]
+	running := submitChunked(t, via(owner), file, pages, clusterChunkPages)
+	victim.kill()
+	killed := time.Now()
+	if err := os.RemoveAll(victim.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	var accepted jobView
+	tries := 0
+	pollUntil(t, 30*time.Second, "a submission to a survivor answered 202", func() bool {
+		tries++
+		body, ct := multipartBody(t, file, map[string]string{"chunk_pages": strconv.Itoa(clusterChunkPages)})
+		r := via(survivors[1]).do(t, http.MethodPost, "/v1/jobs", body, ct)
+		switch r.Status {
+		case http.StatusAccepted:
+			r.decode(t, http.StatusAccepted, &accepted)
+			return true
+		case http.StatusServiceUnavailable:
+			if p := r.wantProblem(t, http.StatusServiceUnavailable); p.Code != "unavailable" || r.Header.Get("Retry-After") == "" {
+				t.Errorf("503 during the election: code %q, Retry-After %q", p.Code, r.Header.Get("Retry-After"))
+			}
 			return false
 		}
-		refused = r.wantProblem(t, http.StatusServiceUnavailable)
-		if refused.Code != "unavailable" {
-			t.Errorf("503 code %q, want unavailable", refused.Code)
-		}
-		if r.Header.Get("Retry-After") == "" {
-			t.Errorf("503 without Retry-After: %s", r)
-		}
-		t.Logf("submission refused in %s, %s after the kill: %q", time.Since(start).Round(time.Millisecond),
-			time.Since(killed).Round(time.Millisecond), refused.Detail)
-		return true
+		t.Fatalf("submission during the election: %s", r)
+		return false
 	})
-	if !strings.Contains(refused.Detail, "ledger") {
-		t.Errorf("503 detail %q does not say the ledger is unreachable", refused.Detail)
+	t.Logf("leader %s killed and its data dir deleted: a survivor answered 202 %s after the kill (%d tries); leader now %q",
+		victim.name, time.Since(killed).Round(time.Millisecond), tries, survivors[0].clusterView(t).Leader)
+	if got := survivors[0].clusterView(t).Leader; got == victim.name || got == "" {
+		t.Errorf("leader after the kill: %q", got)
 	}
-	if got := n2.tmpFiles(t); len(got) > len(tmpBefore) {
-		t.Errorf("n2 left temporary files after a refused submission: %v", got)
+	for _, j := range []jobView{running, accepted} {
+		final, _ := via(owner).waitTerminal(t, j, clusterJobTimeout)
+		alive := []string{survivors[0].name, survivors[1].name}
+		checkCompleted(t, via(owner), final, pages, append(alive, victim.name))
 	}
-	if got := n2.listDir(t, "blobs"); len(got) > len(blobsBefore) {
-		t.Errorf("n2 kept a PDF of a refused submission: %v (before: %v)", got, blobsBefore)
-	}
-	// Known keys still read their jobs while the ledger is away.
-	if got := via(n3).job(t, j.ID); got.Status != "completed" {
-		t.Errorf("job %s read through n3 with the ledger down: %s", j.ID, got.Status)
-	}
-	// The running job does all its chunks, but cannot settle yet.
-	pollResult(t, via(n3), running.ID, "every chunk of the running job done", func(r resultView) bool {
-		for _, ch := range r.Chunks {
-			if ch.Status != "done" {
-				return false
-			}
-		}
-		return true
-	})
-	if got := via(n3).job(t, running.ID); terminalStatus[got.Status] {
-		t.Fatalf("job %s ended %s while the ledger was down: it cannot have settled", running.ID, got.Status)
-	}
-
-	ledgerNode.start()
-	c.waitAllAlive(t, c.nodes...)
-	final, _ = via(n3).waitTerminal(t, running, clusterJobTimeout)
-	checkCompleted(t, via(n3), final, pages, c.names())
-	third := submitChunked(t, via(n2), file, pages, clusterChunkPages)
-	final, _ = via(n2).waitTerminal(t, third, clusterJobTimeout)
-	checkCompleted(t, via(n2), final, pages, c.names())
-	for _, n := range c.nodes {
+	for _, n := range survivors {
 		checkAccount(t, via(n), granted, int64(3*pages))
 	}
 }

@@ -420,9 +420,10 @@ func TestDashboardCluster(t *testing.T) {
 	if ov.Alive != 2 || ov.Capacity != 2 || len(ov.Missing) != 0 {
 		t.Errorf("overview on n1: alive %d, capacity %d, missing %v", ov.Alive, ov.Capacity, ov.Missing)
 	}
+	leader := n1.clusterView(t).Leader
 	for _, m := range ov.Members {
-		if m.Ledger != (m.Name == "n1") || m.Self != (m.Name == "n1") || m.State != "alive" {
-			t.Errorf("member %+v: the ledger and this node are n1", m)
+		if m.Ledger != (m.Name == leader) || m.Self != (m.Name == "n1") || m.State != "alive" {
+			t.Errorf("member %+v: the Raft leader is %s and this node n1", m, leader)
 		}
 	}
 	for _, id := range []string{done.ID, long.ID} {

@@ -278,6 +278,7 @@ func freeGossipAddr(tb testing.TB) string {
 
 // testNode is one `quire serve` process and the data dir it owns.
 type testNode struct {
+	opts       nodeOptions // how it was started (settle)
 	tb         testing.TB
 	bin        string
 	name       string
@@ -330,6 +331,10 @@ type nodeOptions struct {
 	// dataDir is --data-dir; default a fresh temporary directory (e.g. a
 	// small tmpfs in the disk-full test).
 	dataDir string
+	// launchOnly starts the process and returns at once: the caller calls
+	// settle when the node can be ready (the servers that form a Raft
+	// group together are ready only once all of them run).
+	launchOnly bool
 }
 
 // gossipKeyFiles holds each test's gossip key file: every test cluster has
@@ -396,7 +401,24 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 		}
 	})
 	tb.Cleanup(n.stop)
+	n.opts = o
+	if o.launchOnly {
+		n.launch()
+		return n
+	}
 	n.start()
+	n.settle()
+	return n
+}
+
+// settle waits for a node started with launchOnly to be ready, and reads
+// and checks its credentials.
+func (n *testNode) settle() {
+	tb, o := n.tb, n.opts
+	tb.Helper()
+	if o.launchOnly {
+		n.waitReady(60 * time.Second)
+	}
 	creds := readEnvFile(filepath.Join(n.dataDir, "credentials.env")) // client.go
 	n.adminToken, n.demoKey = creds["QUIRE_ADMIN_TOKEN"], creds["QUIRE_API_KEY"]
 	for _, kv := range o.env {
@@ -404,16 +426,11 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 			n.adminToken = v
 		}
 	}
-	// A node that does not hold the cluster's ledger makes no demo account.
-	remoteLedger := false
-	for i, a := range o.args {
-		if a == "--ledger-node" && i+1 < len(o.args) && o.args[i+1] != n.name {
-			remoteLedger = true
-		}
-	}
-	if remoteLedger {
+	// A node that joins others makes no demo account: the node that forms
+	// the cluster (no --join) does.
+	if flagValue(o.args, "--join") != "" {
 		if n.demoKey != "" {
-			tb.Errorf("%s does not hold the ledger but made a demo account (credentials.env: %v)", n.name, keys(creds))
+			tb.Errorf("%s joins a cluster but made a demo account (credentials.env: %v)", n.name, keys(creds))
 		}
 		if n.adminToken == "" {
 			tb.Fatalf("no admin token for %s", n.name)
@@ -421,7 +438,7 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 		if got := creds["QUIRE_URL"]; got != n.url {
 			tb.Errorf("credentials.env QUIRE_URL = %q, want %q", got, n.url)
 		}
-		return n
+		return
 	}
 	if n.adminToken == "" || n.demoKey == "" {
 		tb.Fatalf("credentials.env in %s lacks QUIRE_ADMIN_TOKEN or QUIRE_API_KEY: %v", n.dataDir, keys(creds))
@@ -429,7 +446,6 @@ func startNodeWith(tb testing.TB, o nodeOptions) *testNode {
 	if got := creds["QUIRE_URL"]; got != n.url {
 		tb.Errorf("credentials.env QUIRE_URL = %q, want %q", got, n.url)
 	}
-	return n
 }
 
 // testCAs holds each test's cluster CA folder (testing.TB -> string): the

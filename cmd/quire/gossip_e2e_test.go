@@ -49,7 +49,7 @@ func TestE2EGossipKeyAndClusterID(t *testing.T) {
 		o.name = name
 		o.env = append(o.env, "QUIRE_ADMIN_TOKEN="+clusterAdminToken)
 		o.args = []string{"--gossip-addr", freeGossipAddr(t), "--remote-addr", freeAddr(t), "--join", join,
-			"--ledger-node", "n1", "--concurrency", "1"}
+			"--concurrency", "1"}
 		return o
 	}
 	// Without a key, and with the test's default key (not the cluster's).

@@ -33,35 +33,37 @@ import (
 var _ httpapi.Backend = (*node.Node)(nil)
 
 type serveFlags struct {
-	dataDir        string
-	httpAddr       string
-	nodeName       string
-	concurrency    int
-	chunkPages     int
-	creditsPerPage int64
-	maxUploadMB    int64
-	maxPages       int
-	maxAttempts    int
-	chunkTimeout   time.Duration
-	adminTokenFile string
-	demo           bool
-	demoCredits    int64
-	logLevel       string
-	logFormat      string
-	pprofAddr      string
-	metricsToken   string
-	geminiModel    string
-	geminiRPM      int
-	geminiTPM      int
-	geminiInlineMB int64
-	gossipAddr     string
-	remoteAddr     string
-	join           []string
-	advertiseURL   string
-	clusterSecret  string
-	ledgerNode     string
-	drainTimeout   time.Duration
-	gossipKeyFile  string // --gossip-key-file (quire keygen)
+	dataDir         string
+	httpAddr        string
+	nodeName        string
+	concurrency     int
+	chunkPages      int
+	creditsPerPage  int64
+	maxUploadMB     int64
+	maxPages        int
+	maxAttempts     int
+	chunkTimeout    time.Duration
+	adminTokenFile  string
+	demo            bool
+	demoCredits     int64
+	logLevel        string
+	logFormat       string
+	pprofAddr       string
+	metricsToken    string
+	geminiModel     string
+	geminiRPM       int
+	geminiTPM       int
+	geminiInlineMB  int64
+	gossipAddr      string
+	remoteAddr      string
+	join            []string
+	advertiseURL    string
+	clusterSecret   string
+	ledgerNode      string // gone with the Raft group: refused with what to do
+	bootstrapExpect int
+	maxVoters       int
+	drainTimeout    time.Duration
+	gossipKeyFile   string // --gossip-key-file (quire keygen)
 	// Limits (README, "Limits").
 	rateLimitRPS         float64
 	rateLimitBurst       int
@@ -141,7 +143,10 @@ saved in <data-dir>/credentials.env (turn off with --demo=false).`,
 	fl.StringVar(&f.remoteAddr, "remote-addr", "", "actor-system (gRPC) address (host:port) the other nodes reach this one on")
 	fl.StringSliceVar(&f.join, "join", nil, "gossip addresses of nodes to join (host:port,...)")
 	fl.StringVar(&f.advertiseURL, "advertise-url", "", "this node's REST API as clients reach it, shown in the member list (default: from --http-addr)")
-	fl.StringVar(&f.ledgerNode, "ledger-node", "", "name of the node that holds the cluster's ledger (accounts, keys, credits); give every node the same (default: the node started without --join)")
+	fl.StringVar(&f.ledgerNode, "ledger-node", "", "gone: every node keeps a replica of the ledger (Raft)")
+	_ = fl.MarkHidden("ledger-node")
+	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "how many servers form the Raft group the first time: give it to each of them; the group forms once that many see each other (default: 1 without --join, so a node alone is a one-voter group; with --join, the node waits to be added by the leader)")
+	fl.IntVar(&f.maxVoters, "max-voters", 5, "most voters the Raft group has; further nodes join as non-voters")
 	fl.StringVar(&f.clusterSecret, "cluster-secret", "", "secret the nodes of an --insecure-cluster present on each other's peer ports (default: derived from the admin token; unused with TLS)")
 	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file of gossip encryption keys, base64, one per line, the first used to encrypt (make one with quire keygen; README: rotation); every node of the cluster needs one of its keys")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running chunks may take to finish")
@@ -203,6 +208,13 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		return fmt.Errorf("--rate-limit-rps, --rate-limit-burst, --max-concurrent-uploads and --max-active-jobs must not be negative, "+
 			"and --idempotency-ttl must be positive (got %v, %d, %d, %d, %s)",
 			f.rateLimitRPS, f.rateLimitBurst, f.maxConcurrentUploads, f.maxActiveJobs, f.idempotencyTTL)
+	}
+	if f.ledgerNode != "" {
+		return errors.New("--ledger-node is gone: every node now keeps a replica of the ledger in a Raft group. " +
+			"Start the servers that form the cluster with --bootstrap-expect N (or one node alone), the others with --join; README: \"Upgrading\"")
+	}
+	if f.bootstrapExpect < 0 || f.maxVoters < 1 {
+		return fmt.Errorf("--bootstrap-expect must not be negative and --max-voters must be at least 1 (got %d and %d)", f.bootstrapExpect, f.maxVoters)
 	}
 	// Gossip encryption (--gossip-key-file): checked before anything starts.
 	var gossipKeys [][]byte
@@ -270,7 +282,7 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 		Concurrency: f.concurrency, ChunkPages: f.chunkPages, CreditsPerPage: f.creditsPerPage,
 		MaxPages: f.maxPages, MaxAttempts: f.maxAttempts, ChunkTimeout: f.chunkTimeout,
 		GossipAddr: f.gossipAddr, RemoteAddr: f.remoteAddr, Join: f.join, HTTPURL: advertise, ClusterSecret: secret,
-		LedgerNode: f.ledgerNode, Log: log,
+		RaftAddr: security.raftAddr, BootstrapExpect: f.bootstrapExpect, MaxVoters: f.maxVoters, Log: log,
 		GossipKeys: gossipKeys,
 		PeerAddr:   security.peerAddr, TLS: security.tls, Peer: peers,
 		MaxActiveJobs: f.maxActiveJobs, IdempotencyTTL: f.idempotencyTTL,
@@ -305,10 +317,15 @@ func serve(ctx context.Context, f *serveFlags, out io.Writer) error {
 	if generated {
 		fmt.Fprintf(out, "  admin token:  %s  (generated; saved in %s)\n", adminToken, filepath.Join(f.dataDir, "admin-token"))
 	}
-	if !n.HoldsLedger() {
-		fmt.Fprintf(out, "  ledger:       on node %q (accounts, keys and credits are kept there)\n", n.LedgerNode())
+	switch {
+	case f.gossipAddr == "":
+		fmt.Fprintf(out, "  ledger:       a one-voter Raft group on this node\n")
+	case len(f.join) == 0 || f.bootstrapExpect > 0:
+		fmt.Fprintf(out, "  ledger:       replicated (Raft at %s); the group forms once %d servers see each other\n", security.raftAddr, max(f.bootstrapExpect, 1))
+	default:
+		fmt.Fprintf(out, "  ledger:       replicated (Raft at %s); this node waits to be added to the group by its leader\n", security.raftAddr)
 	}
-	if !n.HoldsLedger() {
+	if len(f.join) > 0 {
 		if err := writeNodeCredentials(f, adminToken, generated, url, out); err != nil {
 			return err
 		}
@@ -427,6 +444,9 @@ func writeNodeCredentials(f *serveFlags, adminToken string, tokenGenerated bool,
 // ensureDemo creates the demo account on a node that has no account yet.
 func ensureDemo(ctx context.Context, n *node.Node, f *serveFlags, adminToken string, tokenGenerated bool, url string, out io.Writer) error {
 	credPath := filepath.Join(f.dataDir, "credentials.env")
+	if err := n.WaitLedger(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("create demo account: %w", err)
+	}
 	seq, err := n.Store().AccountSeq()
 	if err != nil {
 		return err

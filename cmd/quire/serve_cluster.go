@@ -22,6 +22,7 @@ type clusterSecurityFlags struct {
 	tls      pki.Files
 	insecure bool
 	peerAddr string
+	raftAddr string
 }
 
 func (c *clusterSecurityFlags) register(fl *pflag.FlagSet) {
@@ -29,6 +30,7 @@ func (c *clusterSecurityFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&c.tls.Cert, "tls-cert-file", "", "this node's certificate, signed by the cluster CA (quire tls cert --node NAME)")
 	fl.StringVar(&c.tls.Key, "tls-key-file", "", "this node's certificate key")
 	fl.BoolVar(&c.insecure, "insecure-cluster", false, "run a cluster without TLS between nodes: anyone who reaches the actor, gossip or peer port can act as a node (tests and trusted networks only)")
+	fl.StringVar(&c.raftAddr, "raft-addr", "", "address of the Raft transport, where the members replicate the ledger (default: the --remote-addr host, its port + 1)")
 	fl.StringVar(&c.peerAddr, "peer-addr", "", "address of the peer port, where only members reach this node (default: the --remote-addr host, its port + 2; port + 1 is kept for the Raft transport)")
 }
 
@@ -48,6 +50,7 @@ const noGossipKeyWarning = "insecure cluster (--insecure-cluster): gossip is not
 type clusterSecurity struct {
 	tls      *pki.TLS // nil: insecure (or not clustered)
 	peerAddr string   // "" when not clustered
+	raftAddr string   // "" when not clustered
 	warnings []string // for /readyz
 }
 
@@ -82,19 +85,31 @@ func (c *clusterSecurityFlags) load(nodeName, gossip, remote string, join []stri
 		log.Warn(noGossipKeyWarning)
 		out.warnings = append(out.warnings, noGossipKeyWarning)
 	}
-	out.peerAddr = c.peerAddr
-	if out.peerAddr == "" {
-		host, port, err := net.SplitHostPort(remote)
-		if err != nil {
-			return nil, fmt.Errorf("--peer-addr: no default without a --remote-addr host:port (%q): %w", remote, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil || p == 0 || p+2 > 65535 {
-			return nil, fmt.Errorf("--peer-addr: no default from --remote-addr %q: give --peer-addr", remote)
-		}
-		out.peerAddr = net.JoinHostPort(host, strconv.Itoa(p+2))
+	var err error
+	if out.peerAddr, err = portAfter("--peer-addr", c.peerAddr, remote, 2); err != nil {
+		return nil, err
+	}
+	if out.raftAddr, err = portAfter("--raft-addr", c.raftAddr, remote, 1); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// portAfter is the address flag gives, or by default the --remote-addr
+// host with its port + offset.
+func portAfter(flag, given, remote string, offset int) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	host, port, err := net.SplitHostPort(remote)
+	if err != nil {
+		return "", fmt.Errorf("%s: no default without a --remote-addr host:port (%q): %w", flag, remote, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 || p+offset > 65535 {
+		return "", fmt.Errorf("%s: no default from --remote-addr %q: give %s", flag, remote, flag)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+offset)), nil
 }
 
 // peerClient is the node's one client of the other members' peer ports.
