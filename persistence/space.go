@@ -66,6 +66,10 @@ func (s *Store) CheckSpace() error {
 	return err
 }
 
+// WritesRefused is the error every write answers now (the store opened
+// read-only on a full disk, or a commit failed for lack of space), or nil.
+func (s *Store) WritesRefused() error { return s.writeFailure() }
+
 // writeFailure is the error every write answers after a commit failed for
 // lack of space (Pebble cannot take writes again after that until it is
 // reopened), or nil.

@@ -16,6 +16,27 @@ type Client struct {
 	root    *actor.RootContext
 	resolve func() (*actor.PID, error)
 	timeout time.Duration
+	// local, when set, answers reads (balances, accounts, keys, the
+	// policy) from this node's replica while the leader cannot be asked:
+	// committed state, possibly behind the leader's.
+	local *actor.PID
+}
+
+// WithLocalReads makes reads fall back to the LedgerActor at pid (this
+// node's replica) while the leader cannot be asked.
+func (c *Client) WithLocalReads(pid *actor.PID) *Client {
+	c.local = pid
+	return c
+}
+
+// isRead reports whether msg only reads the ledger.
+func isRead(msg any) bool {
+	switch msg.(type) {
+	case *messages.GetBalance, *messages.Authenticate, *messages.GetAccount, *messages.ListKeys,
+		*messages.ListAccounts, *messages.GetRollout:
+		return true
+	}
+	return false
 }
 
 // NewClient talks to the ledger at pid.
@@ -67,7 +88,22 @@ func ask[T any](ctx context.Context, c *Client, msg any) (T, error) {
 				return zero, fmt.Errorf("%w: unexpected reply %T", ErrInvalid, res)
 			}
 		}
-		if !errors.Is(err, errRetry) && !errors.Is(err, ErrUnavailable) || time.Until(deadline) < wait || ctx.Err() != nil {
+		if !errors.Is(err, errRetry) && !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			return zero, err
+		}
+		if c.local != nil && isRead(msg) && (attempt >= 2 || time.Until(deadline) < wait) {
+			// No leader to ask: the replica here has the committed state.
+			res, lerr := c.root.RequestFuture(c.local, msg, max(time.Until(deadline), time.Second)).Result()
+			if lerr == nil {
+				switch r := res.(type) {
+				case *messages.LedgerError:
+					return zero, asError(r)
+				case T:
+					return r, nil
+				}
+			}
+		}
+		if time.Until(deadline) < wait {
 			return zero, err
 		}
 		select {

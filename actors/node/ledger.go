@@ -18,6 +18,7 @@ import (
 	"github.com/quirehq/quire/actors/ledger"
 	"github.com/quirehq/quire/cluster"
 	"github.com/quirehq/quire/cluster/raftgroup"
+	"github.com/quirehq/quire/internal/fault"
 	"github.com/quirehq/quire/messages"
 )
 
@@ -86,6 +87,12 @@ func (n *Node) WaitLedger(ctx context.Context, timeout time.Duration) error {
 // wrapping ledger.ErrUnavailable that says why it cannot be reached now.
 func (n *Node) resolveLedger() (*actor.PID, error) {
 	name := nodeOfRaftID(n.raft.Leader())
+	if name == "" && n.cluster == nil {
+		if err := n.cfg.Store.WritesRefused(); err != nil {
+			// Alone, with a store that takes no writes: the group cannot run.
+			return nil, fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
+		}
+	}
 	if name == "" {
 		return nil, fmt.Errorf("%w: the Raft group has no leader now (an election, or too few servers alive for a quorum)", ledger.ErrUnavailable)
 	}
@@ -398,7 +405,11 @@ func (n *Node) reserveRemote(ctx context.Context, req *messages.ReserveCredits) 
 		AccountId: req.GetAccountId(), JobId: req.GetJobId(), Amount: req.GetAmount(),
 		Idempotency: req.GetIdempotency(), OwnerNode: n.cfg.Name, MaxActiveJobs: req.GetMaxActiveJobs(),
 	}
+	fault.Reserving(p.GetJobId())
 	_, err := n.ledger.Reserve(ctx, remote)
+	if err == nil {
+		fault.Reserved(p.GetJobId())
+	}
 	if err != nil {
 		if errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, ledger.ErrStorage) {
 			// The ledger may have reserved: void it, now or at the next sweep.

@@ -113,7 +113,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		system.Shutdown()
 		return nil, fmt.Errorf("node: start ledger: %w", err)
 	}
-	n.ledger = ledger.NewRemoteClient(system.Root, n.resolveLedger, remoteLedgerTimeout)
+	n.ledger = ledger.NewRemoteClient(system.Root, n.resolveLedger, remoteLedgerTimeout).WithLocalReads(n.ledgerPID)
 	dispatcherPID, err := system.Root.SpawnNamed(dispatch.Props(dispatch.Config{
 		Node: cfg.Name, Capacity: cfg.Concurrency, Extractors: cfg.Extractors, Log: cfg.Log.With("component", "dispatch"),
 		Source: n.fetchPDF, Forget: cfg.Store.RemoveCached, Gauges: &n.meters.gauges,

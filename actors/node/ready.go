@@ -40,15 +40,10 @@ func (n *Node) Ready(ctx context.Context) error {
 	if err := n.joined(); err != nil {
 		reasons = append(reasons, err)
 	}
-	if _, err := n.ledger.Balance(ctx, "readiness-probe", 0); err != nil && !errors.Is(err, ledger.ErrUnknownAccount) {
-		where := ""
-		if !n.HoldsLedger() {
-			where = " (its node not known yet)"
-			if name := n.LedgerNode(); name != "" {
-				where = fmt.Sprintf(" (on node %s)", name)
-			}
-		}
-		reasons = append(reasons, fmt.Errorf("ledger%s not answering: %w", where, err))
+	if _, err := n.resolveLedger(); err != nil {
+		reasons = append(reasons, fmt.Errorf("ledger not answering: %w", err))
+	} else if _, err := n.ledger.Balance(ctx, "readiness-probe", 0); err != nil && !errors.Is(err, ledger.ErrUnknownAccount) {
+		reasons = append(reasons, fmt.Errorf("ledger (Raft leader %s) not answering: %w", n.LedgerNode(), err))
 	}
 	if err := n.cfg.Engine.Healthy(ctx); err != nil {
 		reasons = append(reasons, fmt.Errorf("PDF reader not available: %w", err))

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -160,8 +161,13 @@ func (c *Config) Validate() error {
 
 // Group is this node's member of the Raft group.
 type Group struct {
-	cfg   Config
-	raft  *raft.Raft
+	cfg Config
+	// r is Raft once it runs: at Start, or, when the store refused writes
+	// then (a full disk), once it takes them again. Until then the group
+	// has no leader and this node is in no configuration.
+	r     atomic.Pointer[raft.Raft]
+	rc    *raft.Config
+	snaps raft.SnapshotStore
 	trans raft.Transport
 	close func() error // the transport's
 	stop  chan struct{}
@@ -210,17 +216,58 @@ func Start(cfg Config) (*Group, error) {
 		}
 		g.trans, g.close = t, t.Close
 	}
-	logs := cfg.Store.RaftLog()
-	r, err := raft.NewRaft(rc, cfg.FSM, logs, logs, snaps, g.trans)
-	if err != nil {
-		_ = g.close()
-		return nil, fmt.Errorf("raftgroup: start: %w", err)
+	g.rc, g.snaps = rc, snaps
+	if err := cfg.Store.WritesRefused(); err != nil {
+		// Raft writes its term at start: it would fail. Serve without it
+		// (no leader here) until the store takes writes again.
+		cfg.Log.Error("the Raft group waits for the store to take writes again", "err", err)
+		g.wg.Add(1)
+		go g.startWhenWritable()
+		return g, nil
 	}
-	g.raft = r
+	if err := g.startRaft(); err != nil {
+		_ = g.close()
+		return nil, err
+	}
 	g.wg.Add(1)
 	go g.loop()
 	return g, nil
 }
+
+// startRaft starts Raft on the store.
+func (g *Group) startRaft() error {
+	logs := g.cfg.Store.RaftLog()
+	r, err := raft.NewRaft(g.rc, g.cfg.FSM, logs, logs, g.snaps, g.trans)
+	if err != nil {
+		return fmt.Errorf("raftgroup: start: %w", err)
+	}
+	g.r.Store(r)
+	return nil
+}
+
+// startWhenWritable starts Raft and the loop once the store takes writes.
+func (g *Group) startWhenWritable() {
+	defer g.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for g.cfg.Store.WritesRefused() != nil {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+	}
+	if err := g.startRaft(); err != nil {
+		g.cfg.Log.Error("start the Raft group", "err", err)
+		return
+	}
+	g.cfg.Log.Info("the store takes writes again: the Raft group started")
+	g.wg.Add(1)
+	go g.loop()
+}
+
+// raft is Raft, or nil while it waits for the store.
+func (g *Group) raft() *raft.Raft { return g.r.Load() }
 
 // Close leaves nothing running: the loop, Raft (its last applied entries
 // are on disk) and the transport.
@@ -229,12 +276,14 @@ func (g *Group) Close() error {
 	g.once.Do(func() {
 		close(g.stop)
 		g.wg.Wait()
-		if g.IsLeader() && len(g.Roles()) > 1 {
-			if terr := g.raft.LeadershipTransfer().Error(); terr != nil {
-				g.cfg.Log.Warn("hand the Raft leadership over before stopping", "err", terr)
+		if r := g.raft(); r != nil {
+			if g.IsLeader() && len(g.Roles()) > 1 {
+				if terr := r.LeadershipTransfer().Error(); terr != nil {
+					g.cfg.Log.Warn("hand the Raft leadership over before stopping", "err", terr)
+				}
 			}
+			err = r.Shutdown().Error()
 		}
-		err = g.raft.Shutdown().Error()
 		if cerr := g.close(); err == nil {
 			err = cerr
 		}
@@ -246,10 +295,11 @@ func (g *Group) Close() error {
 // applied here; the answer is the state machine's. A node that is not the
 // leader answers ErrNotLeader at once.
 func (g *Group) Propose(data []byte, timeout time.Duration) (any, error) {
-	if g.raft.State() != raft.Leader {
+	r := g.raft()
+	if r == nil || r.State() != raft.Leader {
 		return nil, ErrNotLeader
 	}
-	f := g.raft.Apply(data, timeout)
+	f := r.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
@@ -262,7 +312,11 @@ func (g *Group) Propose(data []byte, timeout time.Duration) (any, error) {
 // VerifyLeader checks with a quorum that this node is still the leader: a
 // read it serves after that is not stale.
 func (g *Group) VerifyLeader() error {
-	if err := g.raft.VerifyLeader().Error(); err != nil {
+	r := g.raft()
+	if r == nil {
+		return ErrNotLeader
+	}
+	if err := r.VerifyLeader().Error(); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	return nil
@@ -271,22 +325,37 @@ func (g *Group) VerifyLeader() error {
 // Formed reports whether this server is in a group (its configuration has
 // servers).
 func (g *Group) Formed() bool {
-	f := g.raft.GetConfiguration()
+	r := g.raft()
+	if r == nil {
+		return false
+	}
+	f := r.GetConfiguration()
 	return f.Error() == nil && len(f.Configuration().Servers) > 0
 }
 
 // Leader is the leader's server id, or "" while there is none.
 func (g *Group) Leader() string {
-	_, id := g.raft.LeaderWithID()
+	r := g.raft()
+	if r == nil {
+		return ""
+	}
+	_, id := r.LeaderWithID()
 	return string(id)
 }
 
 // IsLeader reports whether this node is the leader.
-func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
+func (g *Group) IsLeader() bool {
+	r := g.raft()
+	return r != nil && r.State() == raft.Leader
+}
 
 // Roles is the role of every server in the configuration, by id.
 func (g *Group) Roles() map[string]string {
-	f := g.raft.GetConfiguration()
+	r := g.raft()
+	if r == nil {
+		return nil
+	}
+	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return nil
 	}
@@ -306,7 +375,12 @@ func (g *Group) Roles() map[string]string {
 }
 
 // Stats are Raft's figures (state, term, last_log_index, ...).
-func (g *Group) Stats() map[string]string { return g.raft.Stats() }
+func (g *Group) Stats() map[string]string {
+	if r := g.raft(); r != nil {
+		return r.Stats()
+	}
+	return nil
+}
 
 // Remove takes a server out of the configuration (a node lost for good);
 // on the leader only.
@@ -317,7 +391,7 @@ func (g *Group) Remove(id string) error {
 	if _, ok := g.Roles()[id]; !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownServer, id)
 	}
-	if err := g.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+	if err := g.raft().RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
 		return fmt.Errorf("raftgroup: remove %s: %w", id, err)
 	}
 	g.cfg.Log.Info("server removed from the Raft group", "server", id)
@@ -326,26 +400,34 @@ func (g *Group) Remove(id string) error {
 
 // Snapshot makes a snapshot now (a backup, or to compact the log).
 func (g *Group) Snapshot() (raft.SnapshotFuture, error) {
-	f := g.raft.Snapshot()
+	r := g.raft()
+	if r == nil {
+		return nil, ErrNoLeader
+	}
+	f := r.Snapshot()
 	return f, f.Error()
 }
 
 // CompactNow snapshots the state and drops the whole log before the
 // snapshot: a server that joins later gets the state from the snapshot.
 func (g *Group) CompactNow() error {
-	rc := g.raft.ReloadableConfig()
+	r := g.raft()
+	if r == nil {
+		return ErrNoLeader
+	}
+	rc := r.ReloadableConfig()
 	tmp := rc
 	tmp.TrailingLogs = 0
-	if err := g.raft.ReloadConfig(tmp); err != nil {
+	if err := r.ReloadConfig(tmp); err != nil {
 		return err
 	}
-	defer func() { _ = g.raft.ReloadConfig(rc) }()
+	defer func() { _ = r.ReloadConfig(rc) }()
 	// A barrier first: the entries of this term (the leader's own) are
 	// applied, so the snapshot has something new.
-	if err := g.raft.Barrier(10 * time.Second).Error(); err != nil {
+	if err := r.Barrier(10 * time.Second).Error(); err != nil {
 		return err
 	}
-	return g.raft.Snapshot().Error()
+	return r.Snapshot().Error()
 }
 
 // loop bootstraps the group once enough servers see each other, then, on
@@ -378,11 +460,12 @@ func (g *Group) bootstrap() error {
 	if g.cfg.BootstrapExpect == 0 {
 		return nil
 	}
-	conf := g.raft.GetConfiguration()
+	r := g.raft()
+	conf := r.GetConfiguration()
 	if conf.Error() != nil || len(conf.Configuration().Servers) > 0 {
 		return nil
 	}
-	if g.raft.LastIndex() > 0 {
+	if r.LastIndex() > 0 {
 		return nil // joined by a leader meanwhile
 	}
 	members := g.cfg.Members()
@@ -404,7 +487,7 @@ func (g *Group) bootstrap() error {
 	if !self {
 		return nil // more servers than expected: the first ones form it and add this one
 	}
-	if err := g.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+	if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 		return err
 	}
 	g.cfg.Log.Info("Raft group formed", "servers", len(servers))
@@ -422,19 +505,39 @@ func (g *Group) bootstrap() error {
 // voters while there are fewer than MaxVoters, else as non-voters; and
 // promotes a live non-voter when a voter seat is free.
 func (g *Group) reconcile() {
-	f := g.raft.GetConfiguration()
+	r := g.raft()
+	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
 	in := map[string]raft.Server{}
+	atAddr := map[raft.ServerAddress]raft.Server{}
 	voters := 0
 	for _, s := range f.Configuration().Servers {
 		in[string(s.ID)] = s
+		atAddr[s.Address] = s
 		if s.Suffrage == raft.Voter {
 			voters++
 		}
 	}
 	members := g.cfg.Members()
+	// A live member at the address of a server with another id took its
+	// place (a node back on an empty data dir): that server is gone for good.
+	for _, m := range members {
+		old, ok := atAddr[raft.ServerAddress(m.Addr)]
+		if !ok || string(old.ID) == m.ID || string(old.ID) == g.cfg.ID {
+			continue
+		}
+		if err := r.RemoveServer(old.ID, 0, 10*time.Second).Error(); err != nil {
+			g.cfg.Log.Warn("remove the server a new one replaced", "server", old.ID, "by", m.ID, "err", err)
+			return
+		}
+		g.cfg.Log.Info("server replaced: the old one removed from the Raft group", "server", old.ID, "by", m.ID, "addr", m.Addr)
+		delete(in, string(old.ID))
+		if old.Suffrage == raft.Voter {
+			voters--
+		}
+	}
 	slices.SortFunc(members, func(a, b Server) int { return compare(a.ID, b.ID) })
 	for _, m := range members {
 		s, ok := in[m.ID]
@@ -442,14 +545,14 @@ func (g *Group) reconcile() {
 		case ok && s.Suffrage == raft.Voter:
 			continue
 		case voters < g.cfg.MaxVoters:
-			if err := g.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
+			if err := r.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
 				g.cfg.Log.Warn("add a voter to the Raft group", "server", m.ID, "err", err)
 				return
 			}
 			voters++
 			g.cfg.Log.Info("voter added to the Raft group", "server", m.ID, "addr", m.Addr, "promoted", ok)
 		case !ok:
-			if err := g.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
+			if err := r.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Addr), 0, 10*time.Second).Error(); err != nil {
 				g.cfg.Log.Warn("add a non-voter to the Raft group", "server", m.ID, "err", err)
 				return
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -152,31 +153,83 @@ func cluster0Key(tb testing.TB) string {
 	return string(b)
 }
 
-// TestE2ELedgerNodeLostDataRefusesToStart: the node that holds the ledger,
-// started again with an empty data dir while the other members of its
-// cluster are alive, refuses to start (it would otherwise start a new, empty
-// ledger) and says to restore its data dir; the cluster goes on without it.
-func TestE2ELedgerNodeLostDataRefusesToStart(t *testing.T) {
+// TestClusterNodeReplaced: a node lost for good (killed, its data dir
+// deleted) comes back on an empty data dir at the same address: it joins
+// the Raft group as a new server, the old one (whose log it does not have)
+// is taken out, and it gets the ledger. Another node is lost for good and a
+// new node (another name) joins: it becomes a voter, the lost server is
+// listed until POST /v1/admin/nodes/{name}/remove (through any node) takes
+// it out. A second original node is then lost: the two left (one of them
+// the new one) keep the ledger and take writes.
+func TestClusterNodeReplaced(t *testing.T) {
 	t.Parallel()
-	c := startCluster(t, 2)
-	n1, n2 := c.nodes[0], c.nodes[1]
-	self, _ := n2.clusterView(t).member("n2")
-	if self.ClusterID == "" {
-		t.Fatal("n2 carries no cluster id")
+	c := startCluster(t, 3)
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	cl, acctID := n1.newAccount(t, "replaced", 100)
+	self, _ := n1.clusterView(t).member("n3")
+	if self.ClusterID == "" || self.RaftRole != "voter" && self.RaftRole != "leader" {
+		t.Fatalf("n3 before the loss: %+v", self)
 	}
-	n1.kill()
-	args := append([]string{"serve", "--http-addr", n1.addr, "--data-dir", t.TempDir(), "--node-name", n1.name}, n1.extraArgs...)
-	_, errOut, err := runQuire(t, t.TempDir(), n1.env, args...)
-	if err == nil {
-		t.Fatalf("n1 started on an empty data dir beside its cluster")
-	}
-	for _, want := range []string{"restore its data dir from a backup", self.ClusterID} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("stderr does not say %q:\n%s", want, errOut)
+	loseDisk := func(n *testNode) {
+		n.kill()
+		if err := os.RemoveAll(n.dataDir); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if r := n2.client("").get(t, "/healthz"); r.Status != 200 {
-		t.Errorf("n2 /healthz: %s", r)
+	isVoter := func(v clusterView, name string) bool {
+		m, ok := v.member(name)
+		return ok && m.State == "alive" && (m.RaftRole == "voter" || m.RaftRole == "leader")
+	}
+
+	// Back at the same address with an empty data dir.
+	loseDisk(n3)
+	n3.start()
+	n1.waitView(t, gossipTimeout, "n3 a voter again, its old server gone", func(v clusterView) bool {
+		return isVoter(v, "n3") && len(v.Lost) == 0
+	})
+	if m, _ := n3.clusterView(t).member("n3"); m.ClusterID != self.ClusterID {
+		t.Errorf("n3 back with cluster id %q, want the cluster's %q", m.ClusterID, self.ClusterID)
+	}
+	if got := n3.client(cl.token).credits(t).standing(); got.Granted != 100 {
+		t.Errorf("credits through the new n3: %+v", got)
+	}
+
+	// n3 lost again, for good; n4 joins in its place.
+	loseDisk(n3)
+	n4 := startNodeWith(t, nodeOptions{name: "n4", env: []string{"QUIRE_ADMIN_TOKEN=" + clusterAdminToken}, args: []string{
+		"--gossip-addr", freeGossipAddr(t), "--remote-addr", freeAddr(t), "--raft-addr", freeAddr(t),
+		"--join", flagValue(n1.extraArgs, "--join"), "--concurrency", "1",
+	}})
+	n1.waitView(t, gossipTimeout, "n4 a voter, n3 a lost server", func(v clusterView) bool {
+		return isVoter(v, "n4") && len(v.Lost) == 1 && v.Lost[0].Name == "n3"
+	})
+	if got := n4.client(cl.token).credits(t).standing(); got.Granted != 100 {
+		t.Errorf("credits through n4: %+v", got)
+	}
+	var removed struct {
+		Name    string   `json:"name"`
+		Removed []string `json:"removed"`
+	}
+	n2.admin().postJSON(t, "/v1/admin/nodes/n3/remove", nil).decode(t, http.StatusOK, &removed)
+	if len(removed.Removed) != 1 || !strings.HasPrefix(removed.Removed[0], "n3@") {
+		t.Errorf("removed %+v, want n3's server", removed)
+	}
+	n1.waitView(t, gossipTimeout, "no lost server left", func(v clusterView) bool { return len(v.Lost) == 0 })
+	n2.admin().postJSON(t, "/v1/admin/nodes/n3/remove", nil).wantProblem(t, http.StatusNotFound)
+
+	// A second original node is lost: n4 and the last one hold a majority
+	// of the three voters.
+	second, last := n1, n2
+	if n1.clusterView(t).Leader == "n2" {
+		second, last = n2, n1
+	}
+	loseDisk(second)
+	n4.admin().postJSON(t, "/v1/admin/accounts/"+acctID+"/credits", map[string]any{"amount": 5, "reason": "after two losses"}).
+		decode(t, http.StatusOK, &map[string]any{})
+	for _, n := range []*testNode{n4, last} {
+		if got := n.client(cl.token).credits(t).standing(); got.Granted != 105 {
+			t.Errorf("credits through %s after losing %s: %+v", n.name, second.name, got)
+		}
 	}
 }
 

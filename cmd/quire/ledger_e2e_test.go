@@ -6,56 +6,61 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/quirehq/quire/actors/ledger"
-	"github.com/quirehq/quire/messages"
 	"github.com/quirehq/quire/persistence"
 )
 
-// TestClusterLedgerVoidsLeftovers: a node that does not hold the ledger
-// records a pending reservation before it asks the ledger, and the job in
-// the same write that removes it. Reservations it left pending (it crashed
-// after the ledger reserved, or the ledger's answer was lost) are voided when
-// it starts again: all the credits come back, and a reservation that reaches
-// the ledger after its void is refused.
+// TestClusterLedgerVoidsLeftovers: a node records a pending reservation
+// before it asks the ledger, and the job in the same write that removes it.
+// A quirefault build of n3 crashes (SIGKILL) once after the ledger reserved a
+// submission's credits ("made") and once before asking it ("lost"). When n3
+// starts again it voids both: all the credits come back, and the job whose
+// reservation never arrived is marked settled so that a late one is refused.
 func TestClusterLedgerVoidsLeftovers(t *testing.T) {
-	c := startCluster(t, 2)
-	n1, n2 := c.nodes[0], c.nodes[1]
-	cl, acctID := n2.newAccount(t, "leftovers", 100)
-	n2.stop()
-	n1.stop()
-
-	// As if n2 had crashed mid-submission twice: the ledger (n1's store, its
-	// real LedgerActor) reserved "made"; "lost" never reached it.
-	const made, lost = "01900000-0000-7000-8000-000000000001", "01900000-0000-7000-8000-000000000002"
-	withStore(t, n1.dataDir, func(s *persistence.Store) {
-		system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
-		pid := system.Root.Spawn(ledger.Props(s, slog.New(slog.DiscardHandler), nil))
-		lc := ledger.NewClient(system.Root, pid, 10*time.Second)
-		if _, err := lc.Reserve(t.Context(), &messages.ReserveCredits{AccountId: acctID, JobId: made, Amount: 30, OwnerNode: n2.name}); err != nil {
-			t.Fatal(err)
+	c := startCluster(t, 3)
+	n3 := c.nodes[2]
+	cl, _ := c.nodes[0].newAccount(t, "leftovers", 100)
+	file := corpusFile(t, "camlidl-manual-26p.pdf")
+	crashOnce := func(when, known string) string {
+		t.Helper()
+		n3.stop()
+		n3.bin, n3.env = quireFaultBinary(t), append(n3.env, "QUIRE_FAULT_CRASH_RESERVE="+when)
+		n3.start()
+		body, ct := multipartBody(t, file, nil)
+		if r, err := n3.client(cl.token).try(t, http.MethodPost, "/v1/jobs", body, ct); err == nil {
+			t.Fatalf("n3 answered a submission it should have crashed on (%s the ledger): %s", when, r)
 		}
-		if err := system.Root.StopFuture(pid).Wait(); err != nil {
-			t.Fatal(err)
+		select {
+		case <-n3.exited:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("n3 did not crash %s the ledger reserved", when)
 		}
-	})
-	withStore(t, n2.dataDir, func(s *persistence.Store) {
-		b := s.NewBatch()
-		b.PutPending(&messages.PendingReservation{JobId: made, AccountId: acctID, Amount: 30, AtUnixMs: 1})
-		b.PutPending(&messages.PendingReservation{JobId: lost, AccountId: acctID, Amount: 20, AtUnixMs: 1})
-		if err := b.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	})
-
-	n1.start()
-	if got := n1.client(cl.token).credits(t).standing(); got.Reserved != 30 || got.Available != 70 {
-		t.Fatalf("before n2 is back: %+v, want 30 reserved for the job it never recorded", got)
+		n3.env = n3.env[:len(n3.env)-1]
+		var job string
+		withStore(t, n3.dataDir, func(s *persistence.Store) {
+			p, err := s.PendingReservations()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range p {
+				if r.GetJobId() != known {
+					job = r.GetJobId()
+				}
+			}
+		})
+		return job
 	}
-	n2.start()
-	pollUntil(t, 30*time.Second, "n2 voided what it left pending", func() bool {
-		return len(n2.logRecords(t, "voided the reservation of a job that was not recorded", nil)) == 2
+	made := crashOnce("after", "")
+	if got := c.nodes[0].client(cl.token).credits(t).standing(); got.Reserved != 26 {
+		t.Fatalf("after the crash past the reservation: %+v, want the 26 pages reserved", got)
+	}
+	lost := crashOnce("before", made)
+	if made == "" || lost == "" || made == lost {
+		t.Fatalf("pending reservations left by the crashes: %q and %q", made, lost)
+	}
+	n3.bin = quireBinary(t)
+	n3.start()
+	pollUntil(t, 30*time.Second, "n3 voided what it left pending", func() bool {
+		return len(n3.logRecords(t, "voided the reservation of a job that was not recorded", nil)) == 2
 	})
 	checkAccount(t, cl, 100, 0)
 	var cr struct {
@@ -70,7 +75,7 @@ func TestClusterLedgerVoidsLeftovers(t *testing.T) {
 	for _, e := range cr.Entries {
 		moved[e.JobID+" "+e.Kind] += e.Amount
 	}
-	for k, want := range map[string]int64{made + " reserve": 30, made + " refund": 30, made + " charge": 0, lost + " charge": 0, lost + " refund": 0} {
+	for k, want := range map[string]int64{made + " reserve": 26, made + " refund": 26, made + " charge": 0, lost + " charge": 0, lost + " refund": 0} {
 		if got, ok := moved[k]; !ok || got != want {
 			t.Errorf("ledger entry %q: %d (present %v), want %d; entries %+v", k, got, ok, want, cr.Entries)
 		}
@@ -78,11 +83,11 @@ func TestClusterLedgerVoidsLeftovers(t *testing.T) {
 	if _, ok := moved[lost+" reserve"]; ok {
 		t.Errorf("the lost job has a reservation: %+v", cr.Entries)
 	}
-	// Nothing pending is left on n2.
-	n2.stop()
-	withStore(t, n2.dataDir, func(s *persistence.Store) {
+	// Nothing pending is left on n3.
+	n3.stop()
+	withStore(t, n3.dataDir, func(s *persistence.Store) {
 		if p, err := s.PendingReservations(); err != nil || len(p) != 0 {
-			t.Errorf("n2 still has pending reservations %v (%v)", p, err)
+			t.Errorf("n3 still has pending reservations %v (%v)", p, err)
 		}
 	})
 }

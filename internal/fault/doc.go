@@ -12,4 +12,8 @@
 //     process with SIGKILL (as the kernel's OOM killer would) as soon as a
 //     chunk that covers that page of the file with that SHA-256 has been
 //     recorded as started on this node.
+//   - Reserving, Reserved: QUIRE_FAULT_CRASH_RESERVE=before (or after) kills
+//     the process when a submission has recorded its pending reservation and
+//     is about to ask the ledger (or once the ledger has reserved, before the
+//     job is recorded).
 package fault

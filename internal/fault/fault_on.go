@@ -48,3 +48,25 @@ func ChunkStarted(fileSHA256 string, first, last int32) {
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {} // the signal is on its way
 }
+
+// CrashReserveEnv names the variable of the Reserving and Reserved hooks:
+// "before" kills the process before the ledger is asked, "after" once it
+// has reserved (the job is not recorded yet).
+const CrashReserveEnv = "QUIRE_FAULT_CRASH_RESERVE"
+
+var crashReserve = os.Getenv(CrashReserveEnv)
+
+// Reserving kills the process when QUIRE_FAULT_CRASH_RESERVE=before.
+func Reserving(job string) { crashAt("before", job) }
+
+// Reserved kills the process when QUIRE_FAULT_CRASH_RESERVE=after.
+func Reserved(job string) { crashAt("after", job) }
+
+func crashAt(when, job string) {
+	if crashReserve != when {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "quirefault: killing the process %s the ledger reserves job %s\n", when, job)
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
