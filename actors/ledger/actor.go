@@ -28,7 +28,15 @@ type Actor struct {
 	log  *slog.Logger
 	now  func() time.Time
 	idem idemState
+	// gate, when set, says whether this replica may answer reads now:
+	// strict for balances, accounts, keys and the policy, lease-based
+	// (no quorum round) for authentication.
+	gate ReadGate
 }
+
+// ReadGate says whether a replica's reads are linearizable now: strict asks
+// a quorum (VerifyLeader), else the leader's lease is enough.
+type ReadGate func(strict bool) error
 
 // Proposer makes a ledger command durable and applies it; its answer is
 // what Machine.Apply answered. An error means the command may or may not
@@ -48,11 +56,24 @@ func Props(store *persistence.Store, log *slog.Logger, now func() time.Time) *ac
 }
 
 // ReplicatedProps makes a LedgerActor that reads m and proposes every
-// change to p (the Raft group, whose state machine applies it to m).
-func ReplicatedProps(m *Machine, p Proposer, log *slog.Logger, now func() time.Time) *actor.Props {
+// change to p (the Raft group, whose state machine applies it to m); gate
+// says when m's reads are not stale.
+func ReplicatedProps(m *Machine, p Proposer, gate ReadGate, log *slog.Logger, now func() time.Time) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Actor{m: m, propose: p, log: log, now: orNow(now)}
+		return &Actor{m: m, propose: p, gate: gate, log: log, now: orNow(now)}
 	})
+}
+
+// readable answers CODE_UNAVAILABLE when the gate says reads here may be
+// stale (this replica does not lead, or has not caught up): ask the leader.
+func (a *Actor) readable(strict bool) *messages.LedgerError {
+	if a.gate == nil {
+		return nil
+	}
+	if err := a.gate(strict); err != nil {
+		return codeError(messages.LedgerError_CODE_UNAVAILABLE, "not the leader, or not caught up: "+err.Error())
+	}
+	return nil
 }
 
 func orNow(now func() time.Time) func() time.Time {
@@ -96,18 +117,18 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_RevokeKey{RevokeKey: m}}))
 	case *messages.SetRollout:
 		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_SetRollout{SetRollout: m}}))
-	case *messages.GetBalance:
-		ctx.Respond(a.m.read(func() any { return a.m.balance(m) }))
+	case *messages.GetBalance, *messages.GetAccount, *messages.ListKeys, *messages.ListAccounts, *messages.GetRollout:
+		if err := a.readable(true); err != nil {
+			ctx.Respond(err)
+			return
+		}
+		ctx.Respond(a.m.Read(m))
 	case *messages.Authenticate:
-		ctx.Respond(a.m.read(func() any { return a.m.authenticate(m) }))
-	case *messages.GetAccount:
-		ctx.Respond(a.m.read(func() any { return a.m.account(m.GetAccountId()) }))
-	case *messages.ListKeys:
-		ctx.Respond(a.m.read(func() any { return a.m.listKeys(m) }))
-	case *messages.ListAccounts:
-		ctx.Respond(a.m.read(func() any { return a.m.listAccounts(m) }))
-	case *messages.GetRollout:
-		ctx.Respond(a.m.read(func() any { return a.m.rollout() }))
+		if err := a.readable(false); err != nil {
+			ctx.Respond(err)
+			return
+		}
+		ctx.Respond(a.m.Read(m))
 	case *messages.ClaimIdempotency:
 		ctx.Respond(a.claimIdempotency(m))
 	case *messages.ReleaseIdempotency:

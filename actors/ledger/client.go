@@ -17,15 +17,15 @@ type Client struct {
 	resolve func() (*actor.PID, error)
 	timeout time.Duration
 	// local, when set, answers reads (balances, accounts, keys, the
-	// policy) from this node's replica while the leader cannot be asked:
-	// committed state, possibly behind the leader's.
-	local *actor.PID
+	// policy) from this node's replica when no leader could be asked in
+	// the whole time: committed state, possibly behind the leader's.
+	local *Machine
 }
 
-// WithLocalReads makes reads fall back to the LedgerActor at pid (this
-// node's replica) while the leader cannot be asked.
-func (c *Client) WithLocalReads(pid *actor.PID) *Client {
-	c.local = pid
+// WithLocalReads makes reads fall back to m (this node's replica) when no
+// leader can be asked.
+func (c *Client) WithLocalReads(m *Machine) *Client {
+	c.local = m
 	return c
 }
 
@@ -91,19 +91,16 @@ func ask[T any](ctx context.Context, c *Client, msg any) (T, error) {
 		if !errors.Is(err, errRetry) && !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
 			return zero, err
 		}
-		if c.local != nil && isRead(msg) && (attempt >= 2 || time.Until(deadline) < wait) {
-			// No leader to ask: the replica here has the committed state.
-			res, lerr := c.root.RequestFuture(c.local, msg, max(time.Until(deadline), time.Second)).Result()
-			if lerr == nil {
-				switch r := res.(type) {
+		if time.Until(deadline) < wait {
+			if c.local != nil && isRead(msg) {
+				// No leader to ask: the replica here has committed state.
+				switch r := c.local.Read(msg).(type) {
 				case *messages.LedgerError:
 					return zero, asError(r)
 				case T:
 					return r, nil
 				}
 			}
-		}
-		if time.Until(deadline) < wait {
 			return zero, err
 		}
 		select {

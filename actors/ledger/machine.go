@@ -81,6 +81,28 @@ func (a *Machine) Apply(index uint64, cmd *messages.LedgerCommand) any {
 	return codeError(messages.LedgerError_CODE_INVALID, fmt.Sprintf("unknown ledger command %T", cmd.GetCommand()))
 }
 
+// Read answers a read request (GetBalance, Authenticate, GetAccount,
+// ListKeys, ListAccounts, GetRollout) from this replica, between commands.
+func (a *Machine) Read(msg any) any {
+	return a.read(func() any {
+		switch m := msg.(type) {
+		case *messages.GetBalance:
+			return a.balance(m)
+		case *messages.Authenticate:
+			return a.authenticate(m)
+		case *messages.GetAccount:
+			return a.account(m.GetAccountId())
+		case *messages.ListKeys:
+			return a.listKeys(m)
+		case *messages.ListAccounts:
+			return a.listAccounts(m)
+		case *messages.GetRollout:
+			return a.rollout()
+		}
+		return codeError(messages.LedgerError_CODE_INVALID, fmt.Sprintf("not a read: %T", msg))
+	})
+}
+
 // read runs fn, a read of the state, between commands.
 func (a *Machine) read(fn func() any) any {
 	a.mu.RLock()

@@ -107,13 +107,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.raft = group
 	// Every node runs a LedgerActor on its replica; the leader's is the
 	// one asked (resolveLedger), and it proposes every change to the group.
-	n.ledgerPID, err = system.Root.SpawnNamed(ledger.ReplicatedProps(machine, raftProposer{group}, cfg.Log.With("component", "ledger"), cfg.Now), ledgerName)
+	n.ledgerPID, err = system.Root.SpawnNamed(ledger.ReplicatedProps(machine, raftProposer{group}, group.ReadGate, cfg.Log.With("component", "ledger"), cfg.Now), ledgerName)
 	if err != nil {
 		_ = group.Close()
 		system.Shutdown()
 		return nil, fmt.Errorf("node: start ledger: %w", err)
 	}
-	n.ledger = ledger.NewRemoteClient(system.Root, n.resolveLedger, remoteLedgerTimeout).WithLocalReads(n.ledgerPID)
+	n.ledger = ledger.NewRemoteClient(system.Root, n.resolveLedger, remoteLedgerTimeout).WithLocalReads(machine)
 	dispatcherPID, err := system.Root.SpawnNamed(dispatch.Props(dispatch.Config{
 		Node: cfg.Name, Capacity: cfg.Concurrency, Extractors: cfg.Extractors, Log: cfg.Log.With("component", "dispatch"),
 		Source: n.fetchPDF, Forget: cfg.Store.RemoveCached, Gauges: &n.meters.gauges,

@@ -65,11 +65,12 @@ func startCluster(ctx context.Context, spec clusterSpec) (*localCluster, error) 
 		return nil, err
 	}
 	c := &localCluster{dir: spec.dir, token: token, logf: spec.logf}
-	addrs, err := freeAddrs(4 * spec.nodes)
+	addrs, err := freeAddrs(5 * spec.nodes)
 	if err != nil {
 		return nil, err
 	}
-	https, gossips, remotes, peers := addrs[:spec.nodes], addrs[spec.nodes:2*spec.nodes], addrs[2*spec.nodes:3*spec.nodes], addrs[3*spec.nodes:]
+	k := spec.nodes
+	https, gossips, remotes, peers, rafts := addrs[:k], addrs[k:2*k], addrs[2*k:3*k], addrs[3*k:4*k], addrs[4*k:]
 	// A secure cluster: its own CA and a certificate per node, in spec.dir.
 	caDir := filepath.Join(spec.dir, "ca")
 	if err := pki.WriteCA(caDir, time.Now()); err != nil {
@@ -90,12 +91,13 @@ func startCluster(ctx context.Context, spec clusterSpec) (*localCluster, error) 
 		args := []string{"serve",
 			"--data-dir", filepath.Join(spec.dir, name, "data"), "--http-addr", https[i], "--node-name", name,
 			"--concurrency", strconv.Itoa(spec.slots), "--demo=false", "--drain-timeout", "5s",
-			"--gossip-addr", gossips[i], "--remote-addr", remotes[i], "--peer-addr", peers[i], "--gossip-key-file", keyFile,
+			"--gossip-addr", gossips[i], "--remote-addr", remotes[i], "--peer-addr", peers[i], "--raft-addr", rafts[i], "--gossip-key-file", keyFile,
 			"--tls-ca-file", filepath.Join(caDir, pki.CAFile), "--tls-cert-file", cert, "--tls-key-file", key,
 		}
 		if i > 0 {
-			// The first node starts alone (it holds the accounts); the
-			// others join it.
+			// The first node starts alone (a one-voter Raft group that
+			// holds the accounts); the others join it and its leader adds
+			// them to the group.
 			args = append(args, "--join", strings.Join(gossips, ","))
 		}
 		n, err := startNode(spec.binary, name, spec.slots, filepath.Join(spec.dir, name), append(args, spec.serveArgs...),

@@ -162,17 +162,21 @@ func (c *Config) Validate() error {
 // Group is this node's member of the Raft group.
 type Group struct {
 	cfg Config
+	// readable is set while this node leads and has applied every entry
+	// committed before its term (a barrier): its reads are not stale.
+	readable atomic.Bool
 	// r is Raft once it runs: at Start, or, when the store refused writes
 	// then (a full disk), once it takes them again. Until then the group
 	// has no leader and this node is in no configuration.
-	r     atomic.Pointer[raft.Raft]
-	rc    *raft.Config
-	snaps raft.SnapshotStore
-	trans raft.Transport
-	close func() error // the transport's
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	r      atomic.Pointer[raft.Raft]
+	rc     *raft.Config
+	notify chan bool // rc.NotifyCh: leadership changes
+	snaps  raft.SnapshotStore
+	trans  raft.Transport
+	close  func() error // the transport's
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
 }
 
 // Start opens the node's member of the group: it restores nothing from a
@@ -191,6 +195,8 @@ func Start(cfg Config) (*Group, error) {
 	rc.Logger = hlog
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
 	rc.NoSnapshotRestoreOnStart = true
+	notify := make(chan bool, 16)
+	rc.NotifyCh = notify
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 	}
@@ -216,7 +222,7 @@ func Start(cfg Config) (*Group, error) {
 		}
 		g.trans, g.close = t, t.Close
 	}
-	g.rc, g.snaps = rc, snaps
+	g.rc, g.snaps, g.notify = rc, snaps, notify
 	if err := cfg.Store.WritesRefused(); err != nil {
 		// Raft writes its term at start: it would fail. Serve without it
 		// (no leader here) until the store takes writes again.
@@ -242,6 +248,44 @@ func (g *Group) startRaft() error {
 		return fmt.Errorf("raftgroup: start: %w", err)
 	}
 	g.r.Store(r)
+	g.wg.Add(1)
+	go g.watchLeadership(r)
+	return nil
+}
+
+// watchLeadership keeps readable: false when this node loses the lead,
+// true once, leading, it has applied what earlier terms committed.
+func (g *Group) watchLeadership(r *raft.Raft) {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case leading := <-g.notify:
+			g.readable.Store(false)
+			if !leading {
+				continue
+			}
+			if err := r.Barrier(10 * time.Second).Error(); err != nil {
+				g.cfg.Log.Warn("leader barrier", "err", err)
+				continue
+			}
+			g.readable.Store(r.State() == raft.Leader)
+		}
+	}
+}
+
+// ReadGate says whether reads of this node's state are linearizable now:
+// it leads and has applied every entry committed before its term; with
+// strict, a quorum also confirms it still leads (VerifyLeader), else its
+// lease (it stepped down otherwise) is trusted.
+func (g *Group) ReadGate(strict bool) error {
+	if !g.readable.Load() || !g.IsLeader() {
+		return ErrNotLeader
+	}
+	if strict {
+		return g.VerifyLeader()
+	}
 	return nil
 }
 
@@ -300,7 +344,20 @@ func (g *Group) Propose(data []byte, timeout time.Duration) (any, error) {
 		return nil, ErrNotLeader
 	}
 	f := r.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	// hashicorp/raft may never answer a proposal whose leader stops between
+	// commit and apply (hashicorp/raft#498): wait for the group to stop or
+	// the time to pass too, and say the outcome is unknown.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-g.stop:
+		return nil, fmt.Errorf("%w: the group is stopping; the change may or may not be applied", ErrNoLeader)
+	case <-time.After(timeout + time.Second):
+		return nil, fmt.Errorf("%w: no answer within %s; the change may or may not be applied", ErrNoLeader, timeout)
+	}
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}

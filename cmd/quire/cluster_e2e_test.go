@@ -662,6 +662,12 @@ func TestClusterWorkerStopped(t *testing.T) {
 		len(lost), victim.name, len(stale), final.Retries, tally(r), replacedOn)
 
 	// Work is placed on the rejoined node again.
+	// Its queue may still hold attempts given up on while it was stopped
+	// (the first job's): the owner sees it idle once they are dropped.
+	owner.waitView(t, gossipTimeout, victim.name+" idle", func(v clusterView) bool {
+		m, ok := v.member(victim.name)
+		return ok && m.Load == 0 && m.Queued == 0
+	})
 	small := manifest["r-admin-85p.pdf"].Pages
 	j2 := submitChunked(t, cl, corpusFile(t, "r-admin-85p.pdf"), small, clusterChunkPages)
 	final2, _ := cl.waitTerminal(t, j2, clusterJobTimeout)
