@@ -91,7 +91,7 @@ func ask[T any](ctx context.Context, c *Client, msg any) (T, error) {
 		if !errors.Is(err, errRetry) && !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
 			return zero, err
 		}
-		if time.Until(deadline) < wait {
+		if time.Until(deadline) < wait || errors.Is(err, ErrNoLeaderSoon) {
 			if c.local != nil && isRead(msg) {
 				// No leader to ask: the replica here has committed state.
 				switch r := c.local.Read(msg).(type) {

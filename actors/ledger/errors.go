@@ -23,6 +23,11 @@ var (
 	ErrUnauthorized = errors.New("ledger: unknown or revoked API key")
 	// ErrUnavailable means the ledger did not answer in time.
 	ErrUnavailable = errors.New("ledger: unavailable")
+	// ErrNoLeaderSoon, wrapped in a resolver's error, means no leader is
+	// expected soon (the node's store takes no writes, so its Raft group
+	// cannot run): the client does not wait for one, and reads go to the
+	// local replica at once.
+	ErrNoLeaderSoon = errors.New("ledger: no leader expected soon")
 	// ErrDiscrepancy means the stored balances do not match the entries.
 	ErrDiscrepancy = errors.New("ledger: discrepancy")
 	// ErrTooManyActiveJobs means the account already has as many unfinished

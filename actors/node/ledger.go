@@ -90,7 +90,7 @@ func (n *Node) resolveLedger() (*actor.PID, error) {
 	if name == "" && n.cluster == nil {
 		if err := n.cfg.Store.WritesRefused(); err != nil {
 			// Alone, with a store that takes no writes: the group cannot run.
-			return nil, fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %w: %w", ledger.ErrUnavailable, ledger.ErrNoLeaderSoon, err)
 		}
 	}
 	if name == "" {

@@ -200,9 +200,11 @@ func TestClusterNodeReplaced(t *testing.T) {
 		"--gossip-addr", freeGossipAddr(t), "--remote-addr", freeAddr(t), "--raft-addr", freeAddr(t),
 		"--join", flagValue(n1.extraArgs, "--join"), "--concurrency", "1",
 	}})
-	n1.waitView(t, gossipTimeout, "n4 a voter, n3 a lost server", func(v clusterView) bool {
-		return isVoter(v, "n4") && len(v.Lost) == 1 && v.Lost[0].Name == "n3"
-	})
+	for _, n := range []*testNode{n1, n2, n4} { // whichever leads must see n3 gone
+		n.waitView(t, gossipTimeout, "n4 a voter, n3 a lost server", func(v clusterView) bool {
+			return isVoter(v, "n4") && len(v.Lost) == 1 && v.Lost[0].Name == "n3"
+		})
+	}
 	if got := n4.client(cl.token).credits(t).standing(); got.Granted != 100 {
 		t.Errorf("credits through n4: %+v", got)
 	}
