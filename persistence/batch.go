@@ -29,10 +29,30 @@ func (s *Store) NewBatch() *Batch {
 	return &Batch{s: s, db: db, b: db.NewBatch()}
 }
 
+// CommitNoSync is Commit without waiting for the disk: for writes a
+// durable log can make again after a crash (the state a Raft log applies).
+func (b *Batch) CommitNoSync() error { return b.commit(pebble.NoSync) }
+
+// Sync makes every write committed so far durable (CommitNoSync's too):
+// the write-ahead log is one file, synced up to its end.
+func (s *Store) Sync() error {
+	b := s.NewBatch()
+	if b.err != nil {
+		return b.err
+	}
+	if err := b.b.LogData([]byte("sync"), nil); err != nil {
+		b.Discard()
+		return fmt.Errorf("persistence: sync: %w", err)
+	}
+	return b.Commit()
+}
+
 // Commit writes the batch durably (fsync) and releases it. After a commit
 // failed for lack of space (then Pebble takes no more writes), it answers
 // ErrInsufficientStorage (ErrReadOnly for another cause) without writing.
-func (b *Batch) Commit() error {
+func (b *Batch) Commit() error { return b.commit(pebble.Sync) }
+
+func (b *Batch) commit(opts *pebble.WriteOptions) error {
 	if b.b == nil {
 		return b.err
 	}
@@ -56,7 +76,7 @@ func (b *Batch) Commit() error {
 			return fmt.Errorf("persistence: commit: %w", err)
 		}
 	}
-	if err := pb.Commit(pebble.Sync); err != nil {
+	if err := pb.Commit(opts); err != nil {
 		return noSpace(fmt.Errorf("persistence: commit: %w", err))
 	}
 	// Pebble reports a failed WAL write through its logger's Fatalf and then

@@ -99,41 +99,65 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if c.GetAccountId() == "" {
 			c.AccountId = "acct_" + uuid.NewString()
 		}
-		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_CreateAccount{CreateAccount: c}}))
+		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_CreateAccount{CreateAccount: c}})
 	case *messages.GrantCredits:
-		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_GrantCredits{GrantCredits: m}}))
+		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_GrantCredits{GrantCredits: m}})
 	case *messages.ReserveCredits:
 		if r := m.GetIdempotency(); r != nil {
 			a.endClaim(r.GetAccountId(), r.GetKey()) // made or refused, the claim ends
 		}
-		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_ReserveCredits{ReserveCredits: m}}))
+		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_ReserveCredits{ReserveCredits: m}})
 	case *messages.SettleCredits:
-		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_SettleCredits{SettleCredits: m}}))
+		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_SettleCredits{SettleCredits: m}})
 	case *messages.SetLimits:
-		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_SetLimits{SetLimits: m}}))
+		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_SetLimits{SetLimits: m}})
 	case *messages.CreateKey:
-		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_CreateKey{CreateKey: m}}))
+		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_CreateKey{CreateKey: m}})
 	case *messages.RevokeKey:
-		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_RevokeKey{RevokeKey: m}}))
+		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_RevokeKey{RevokeKey: m}})
 	case *messages.SetRollout:
-		ctx.Respond(a.write(&messages.LedgerCommand{Command: &messages.LedgerCommand_SetRollout{SetRollout: m}}))
+		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_SetRollout{SetRollout: m}})
 	case *messages.GetBalance, *messages.GetAccount, *messages.ListKeys, *messages.ListAccounts, *messages.GetRollout:
-		if err := a.readable(true); err != nil {
-			ctx.Respond(err)
-			return
-		}
-		ctx.Respond(a.m.Read(m))
+		a.answer(ctx, func() any {
+			if err := a.readable(true); err != nil {
+				return err
+			}
+			return a.m.Read(m)
+		})
 	case *messages.Authenticate:
-		if err := a.readable(false); err != nil {
-			ctx.Respond(err)
-			return
-		}
-		ctx.Respond(a.m.Read(m))
+		a.answer(ctx, func() any {
+			if err := a.readable(false); err != nil {
+				return err
+			}
+			return a.m.Read(m)
+		})
 	case *messages.ClaimIdempotency:
 		ctx.Respond(a.claimIdempotency(m))
 	case *messages.ReleaseIdempotency:
 		ctx.Respond(a.releaseIdempotency(m))
 	}
+}
+
+// writeAsync answers the write cmd (answer).
+func (a *Actor) writeAsync(ctx actor.Context, cmd *messages.LedgerCommand) {
+	a.answer(ctx, func() any { return a.write(cmd) })
+}
+
+// answer answers the request with fn's result. A replicated ledger
+// answers from a goroutine, so that the actor takes the next request while
+// this one waits for a commit or a quorum (Raft batches the proposals);
+// a ledger kept alone answers in turn.
+func (a *Actor) answer(ctx actor.Context, fn func() any) {
+	if a.gate == nil {
+		ctx.Respond(fn())
+		return
+	}
+	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	if sender == nil {
+		go fn()
+		return
+	}
+	go func() { root.Send(sender, fn()) }()
 }
 
 // write stamps cmd with the time and proposes it; the answer is the

@@ -36,6 +36,11 @@ func (f fsm) Apply(l *raft.Log) any {
 func (f fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.m.mu.RLock()
 	defer f.m.mu.RUnlock()
+	// Changes are written without waiting for the disk (the log makes them
+	// again); once a snapshot covers them the log may be cut: sync first.
+	if err := f.m.store.Sync(); err != nil {
+		return nil, fmt.Errorf("ledger: snapshot: %w", err)
+	}
 	v, err := f.m.store.SnapshotState(persistence.LedgerKeySpace)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: snapshot: %w", err)

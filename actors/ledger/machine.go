@@ -152,10 +152,15 @@ func (a *Machine) entry(account, job string, kind messages.LedgerKind, amount in
 // commit writes b, with the command's log index; on failure it reloads so
 // memory matches the store again.
 func (a *Machine) commit(b *persistence.Batch) *messages.LedgerError {
+	commit := b.Commit
 	if a.index > 0 {
+		// A change from the Raft log: the log is durable, and a change lost
+		// in a crash is applied again from it (the applied index is written
+		// with the change), so the state need not wait for the disk.
 		b.PutLedgerApplied(a.index)
+		commit = b.CommitNoSync
 	}
-	if err := b.Commit(); err != nil {
+	if err := commit(); err != nil {
 		if errors.Is(err, persistence.ErrInsufficientStorage) {
 			a.log.Debug("ledger write refused: disk full", "err", err) // the store logs a full disk once a minute
 		} else {
