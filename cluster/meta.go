@@ -35,9 +35,6 @@ type Meta struct {
 	Queued int `json:"queued,omitempty"`
 	// Draining means no new work should be placed on the node.
 	Draining bool `json:"draining,omitempty"`
-	// LedgerNode is the node this one takes for the holder of the cluster's
-	// ledger (its own name when it holds it; empty when it has not learnt it).
-	LedgerNode string `json:"ledger,omitempty"`
 	// RaftAddr is the node's Raft transport address ("" for a node alone),
 	// RaftID its Raft server id (name@data-dir id), and RaftFormed whether
 	// it is in a Raft group already.
