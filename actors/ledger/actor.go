@@ -103,10 +103,23 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.GrantCredits:
 		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_GrantCredits{GrantCredits: m}})
 	case *messages.ReserveCredits:
-		if r := m.GetIdempotency(); r != nil {
-			a.endClaim(r.GetAccountId(), r.GetKey()) // made or refused, the claim ends
+		cmd := &messages.LedgerCommand{Command: &messages.LedgerCommand_ReserveCredits{ReserveCredits: m}}
+		r := m.GetIdempotency()
+		if r == nil {
+			a.writeAsync(ctx, cmd)
+			return
 		}
-		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_ReserveCredits{ReserveCredits: m}})
+		// Made or refused, the claim ends once the reservation is applied
+		// (not before: a duplicate that came in between would find neither
+		// the claim nor the record).
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		a.answer(ctx, func() any {
+			reply := a.write(cmd)
+			root.Send(self, claimEnded{account: r.GetAccountId(), key: r.GetKey()})
+			return reply
+		})
+	case claimEnded:
+		a.endClaim(m.account, m.key)
 	case *messages.SettleCredits:
 		a.writeAsync(ctx, &messages.LedgerCommand{Command: &messages.LedgerCommand_SettleCredits{SettleCredits: m}})
 	case *messages.SetLimits:
@@ -137,6 +150,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 		ctx.Respond(a.releaseIdempotency(m))
 	}
 }
+
+// claimEnded ends a claim once the reservation that carried its key is
+// applied (a message to the actor itself).
+type claimEnded struct{ account, key string }
 
 // writeAsync answers the write cmd (answer).
 func (a *Actor) writeAsync(ctx actor.Context, cmd *messages.LedgerCommand) {
